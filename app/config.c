@@ -1,0 +1,422 @@
+/*
+ * config.c — YAML configuration with a declarative key table. See config.h.
+ *
+ * The YAML is read with libyaml's event parser; we only accept what a
+ * configuration needs (nested mappings of scalars), so sequences, anchors and
+ * aliases are refused with their line rather than half-supported.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <librdkafka/rdkafka.h>
+#include <yaml.h>
+
+#include "log.h"
+#include "palloc.h"
+
+enum ctype { C_STR, C_UINT, C_DURATION, C_LOGLEVEL };
+
+struct ckey {
+    const char *key;
+    enum ctype type;
+    const char *def;
+    uint64_t min, max; /* C_UINT: value range; C_DURATION: milliseconds */
+    size_t off;
+    size_t size; /* C_STR capacity */
+    const char *desc;
+};
+
+#define OFF(m) offsetof(struct pp_app_conf, m)
+#define SZ(m) sizeof(((struct pp_app_conf *)0)->m)
+
+static const struct ckey keys[] = {
+    {"application_id", C_STR, "partnerpulse", 0, 0, OFF(application_id), SZ(application_id),
+     "Consumer group id of the service (and prefix of its internal names). Instances with the "
+     "same id share the work."},
+    {"tenant", C_STR, "default", 0, 0, OFF(proc.tenant), SZ(proc.tenant),
+     "Vendor tenant name; part of every alert's dedup key."},
+    {"topics.deals", C_STR, "deals", 0, 0, OFF(topic_deals), SZ(topic_deals),
+     "Input topic of deal events (any event type is accepted on any input topic)."},
+    {"topics.licenses", C_STR, "license-consumption", 0, 0, OFF(topic_licenses),
+     SZ(topic_licenses), "Input topic of licence-consumption snapshots."},
+    {"topics.support", C_STR, "support", 0, 0, OFF(topic_support), SZ(topic_support),
+     "Input topic of support ticket events."},
+    {"topics.alerts", C_STR, "partnerpulse-alerts", 0, 0, OFF(topic_alerts), SZ(topic_alerts),
+     "Output topic of alert transitions (Avro, Confluent wire format, keyed by partner id)."},
+    {"topics.dlq", C_STR, "partnerpulse-dlq", 0, 0, OFF(topic_dlq), SZ(topic_dlq),
+     "Dead-letter topic: records that cannot be decoded or validated, or arrive too late, with "
+     "headers pp.reason, pp.detail, pp.topic, pp.partition, pp.offset."},
+    {"processing.allowed_lateness", C_DURATION, "24h", 0, 30 * UINT64_C(86400000),
+     OFF(proc.allowed_lateness_ms), 0,
+     "How long after the end of an event-time day events for it are still accepted; the day is "
+     "evaluated when the watermark passes its end plus this (MODEL.md §2.2)."},
+    {"processing.idle_timeout", C_DURATION, "2s", 0, 3600 * UINT64_C(1000), OFF(idle_timeout_ms),
+     0, "A partition that delivers nothing for this long (wall clock) stops holding the "
+     "watermark back, so days still close on quiet inputs (DESIGN.md §4)."},
+    {"processing.max_message_bytes", C_UINT, "1048576", 64, 64 * UINT64_C(1048576),
+     OFF(max_message_bytes), 0, "Largest input record value accepted; larger ones are dead-lettered."},
+    {"rules.ticket_surge.window_days", C_UINT, "7", 1, 90, OFF(proc.surge_window_days), 0,
+     "TICKET_SURGE: event-time days counted, ending with the evaluated day."},
+    {"rules.ticket_surge.threshold", C_UINT, "20", 1, 1000000000, OFF(proc.surge_threshold), 0,
+     "TICKET_SURGE: tickets opened by a partner's customers in the window at which it fires."},
+    {"log.level", C_LOGLEVEL, "info", 0, 0, OFF(log_level), 0, "error, warn, info or debug."},
+};
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+int pp_parse_duration_ms(const char *s, int64_t *ms)
+{
+    errno = 0;
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || errno != 0 || v < 0) {
+        return -1;
+    }
+    double mult;
+    if (strcmp(end, "ms") == 0) {
+        mult = 1;
+    }
+    else if (strcmp(end, "s") == 0) {
+        mult = 1e3;
+    }
+    else if (strcmp(end, "m") == 0) {
+        mult = 60e3;
+    }
+    else if (strcmp(end, "h") == 0) {
+        mult = 3600e3;
+    }
+    else if (strcmp(end, "d") == 0) {
+        mult = 86400e3;
+    }
+    else if (*end == '\0' && v == 0) {
+        mult = 0;
+    }
+    else {
+        return -1;
+    }
+    if (v * mult > 9e15) {
+        return -1;
+    }
+    *ms = (int64_t)(v * mult + 0.5);
+    return 0;
+}
+
+static int set_value(struct pp_app_conf *conf, const struct ckey *k, const char *value, int line,
+                     char *errstr, size_t errstr_size)
+{
+    char *base = (char *)conf;
+    const char *file = conf->path[0] ? conf->path : "(defaults)";
+    switch (k->type) {
+    case C_STR: {
+        size_t n = strlen(value);
+        if (n == 0 || n >= k->size) {
+            snprintf(errstr, errstr_size, "%s:%d: key '%s': expected a non-empty string of at "
+                     "most %zu bytes", file, line, k->key, k->size - 1);
+            return -1;
+        }
+        memcpy(base + k->off, value, n + 1);
+        return 0;
+    }
+    case C_UINT: {
+        errno = 0;
+        char *end;
+        unsigned long long v = strtoull(value, &end, 10);
+        if (end == value || *end != '\0' || errno != 0 || value[0] == '-' || v < k->min ||
+            v > k->max) {
+            snprintf(errstr, errstr_size, "%s:%d: key '%s': '%s' is not an integer in [%" PRIu64
+                     ", %" PRIu64 "]", file, line, k->key, value, k->min, k->max);
+            return -1;
+        }
+        if (k->off == OFF(max_message_bytes) || k->off == OFF(log_level)) {
+            uint64_t u = v;
+            memcpy(base + k->off, &u, sizeof(u));
+        }
+        else {
+            uint32_t u = (uint32_t)v;
+            memcpy(base + k->off, &u, sizeof(u));
+        }
+        return 0;
+    }
+    case C_DURATION: {
+        int64_t ms;
+        if (pp_parse_duration_ms(value, &ms) != 0 || (uint64_t)ms < k->min ||
+            (uint64_t)ms > k->max) {
+            snprintf(errstr, errstr_size, "%s:%d: key '%s': '%s' is not a duration like 30s, "
+                     "15m, 24h or 7d within [%" PRIu64 "ms, %" PRIu64 "ms]", file, line, k->key,
+                     value, k->min, k->max);
+            return -1;
+        }
+        memcpy(base + k->off, &ms, sizeof(ms));
+        return 0;
+    }
+    case C_LOGLEVEL: {
+        int lvl = pp_log_level_from_name(value);
+        if (lvl < 0) {
+            snprintf(errstr, errstr_size, "%s:%d: key '%s': '%s' is not one of error, warn, "
+                     "info, debug", file, line, k->key, value);
+            return -1;
+        }
+        uint64_t u = (uint64_t)lvl;
+        memcpy(base + k->off, &u, sizeof(u));
+        return 0;
+    }
+    }
+    return -1;
+}
+
+int pp_app_conf_set(struct pp_app_conf *conf, const char *key, const char *value, int line,
+                    char *errstr, size_t errstr_size)
+{
+    const char *file = conf->path[0] ? conf->path : "(command line)";
+    if (strncmp(key, "kafka.", 6) == 0 && key[6] != '\0') {
+        /* Validated by librdkafka itself, so its own message names the problem. */
+        rd_kafka_conf_t *scratch = rd_kafka_conf_new();
+        char kerr[256];
+        rd_kafka_conf_res_t res = rd_kafka_conf_set(scratch, key + 6, value, kerr, sizeof(kerr));
+        rd_kafka_conf_destroy(scratch);
+        if (res != RD_KAFKA_CONF_OK) {
+            snprintf(errstr, errstr_size, "%s:%d: key '%s': %s", file, line, key, kerr);
+            return -1;
+        }
+        for (size_t i = 0; i < conf->kafka_n; i++) {
+            if (strcmp(conf->kafka[i].key, key + 6) == 0) {
+                free(conf->kafka[i].value);
+                conf->kafka[i].value = pp_xstrdup(value);
+                conf->kafka[i].line = line;
+                return 0;
+            }
+        }
+        conf->kafka = pp_xrealloc(conf->kafka, (conf->kafka_n + 1) * sizeof(*conf->kafka));
+        conf->kafka[conf->kafka_n++] =
+            (struct pp_kv){pp_xstrdup(key + 6), pp_xstrdup(value), line};
+        return 0;
+    }
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (strcmp(keys[i].key, key) == 0) {
+            return set_value(conf, &keys[i], value, line, errstr, errstr_size);
+        }
+    }
+    snprintf(errstr, errstr_size, "%s:%d: key '%s': unknown key (see `partnerpulse "
+             "config-reference`)", file, line, key);
+    return -1;
+}
+
+void pp_app_conf_defaults(struct pp_app_conf *conf)
+{
+    memset(conf, 0, sizeof(*conf));
+    pp_proc_conf_defaults(&conf->proc);
+    char err[256];
+    for (size_t i = 0; i < NKEYS; i++) {
+        int rc = set_value(conf, &keys[i], keys[i].def, 0, err, sizeof(err));
+        if (rc != 0) {
+            fprintf(stderr, "bad default: %s\n", err);
+            abort(); /* a defect in the table, caught by every test */
+        }
+    }
+}
+
+void pp_app_conf_free(struct pp_app_conf *conf)
+{
+    for (size_t i = 0; i < conf->kafka_n; i++) {
+        free(conf->kafka[i].key);
+        free(conf->kafka[i].value);
+    }
+    free(conf->kafka);
+    conf->kafka = NULL;
+    conf->kafka_n = 0;
+}
+
+/* Replaces ${VAR} with the environment's value. */
+static int expand_env(const char *in, char *out, size_t out_size, char *missing, size_t msize)
+{
+    size_t o = 0;
+    for (const char *p = in; *p;) {
+        if (p[0] == '$' && p[1] == '{') {
+            const char *close = strchr(p + 2, '}');
+            if (close == NULL) {
+                snprintf(missing, msize, "unterminated ${ in value");
+                return -1;
+            }
+            char name[128];
+            size_t n = (size_t)(close - (p + 2));
+            if (n == 0 || n >= sizeof(name)) {
+                snprintf(missing, msize, "bad variable name in value");
+                return -1;
+            }
+            memcpy(name, p + 2, n);
+            name[n] = '\0';
+            const char *v = getenv(name);
+            if (v == NULL) {
+                snprintf(missing, msize, "environment variable %s is not set", name);
+                return -1;
+            }
+            size_t vl = strlen(v);
+            if (o + vl >= out_size) {
+                snprintf(missing, msize, "value too long after expansion");
+                return -1;
+            }
+            memcpy(out + o, v, vl);
+            o += vl;
+            p = close + 1;
+            continue;
+        }
+        if (o + 1 >= out_size) {
+            snprintf(missing, msize, "value too long");
+            return -1;
+        }
+        out[o++] = *p++;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+#define MAX_DEPTH 8
+
+int pp_app_conf_load(struct pp_app_conf *conf, const char *path, char *errstr, size_t errstr_size)
+{
+    snprintf(conf->path, sizeof(conf->path), "%s", path);
+    FILE *fp = fopen(path, "rb");
+    if (fp == NULL) {
+        snprintf(errstr, errstr_size, "%s: cannot open configuration file: %s", path,
+                 strerror(errno));
+        return -1;
+    }
+    yaml_parser_t parser;
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_file(&parser, fp);
+
+    char prefix[MAX_DEPTH][PP_CONF_STR_MAX]; /* key path of each open mapping */
+    int depth = -1;
+    char key[PP_CONF_STR_MAX] = "";
+    int have_key = 0;
+    int rc = -1;
+    int done = 0;
+
+    while (!done) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev)) {
+            snprintf(errstr, errstr_size, "%s:%zu: YAML syntax error: %s", path,
+                     parser.problem_mark.line + 1, parser.problem ? parser.problem : "?");
+            goto out;
+        }
+        int line = (int)ev.start_mark.line + 1;
+        switch (ev.type) {
+        case YAML_MAPPING_START_EVENT:
+            if (depth + 1 >= MAX_DEPTH) {
+                snprintf(errstr, errstr_size, "%s:%d: nesting too deep", path, line);
+                yaml_event_delete(&ev);
+                goto out;
+            }
+            if (depth >= 0 && !have_key) {
+                snprintf(errstr, errstr_size, "%s:%d: a mapping cannot be a key", path, line);
+                yaml_event_delete(&ev);
+                goto out;
+            }
+            depth++;
+            if (depth == 0) {
+                prefix[0][0] = '\0';
+            }
+            else {
+                snprintf(prefix[depth], sizeof(prefix[depth]), "%s", key);
+            }
+            have_key = 0;
+            break;
+        case YAML_MAPPING_END_EVENT:
+            depth--;
+            have_key = 0;
+            break;
+        case YAML_SCALAR_EVENT: {
+            const char *text = (const char *)ev.data.scalar.value;
+            if (depth < 0) {
+                if (text[0] == '\0') {
+                    break; /* an empty document */
+                }
+                snprintf(errstr, errstr_size, "%s:%d: expected a mapping of keys at the top", path,
+                         line);
+                yaml_event_delete(&ev);
+                goto out;
+            }
+            if (!have_key) {
+                int n = depth == 0 ? snprintf(key, sizeof(key), "%s", text)
+                                   : snprintf(key, sizeof(key), "%s.%s", prefix[depth], text);
+                if (n < 0 || (size_t)n >= sizeof(key)) {
+                    snprintf(errstr, errstr_size, "%s:%d: key too long", path, line);
+                    yaml_event_delete(&ev);
+                    goto out;
+                }
+                have_key = 1;
+                break;
+            }
+            char value[4096], why[160];
+            if (expand_env(text, value, sizeof(value), why, sizeof(why)) != 0) {
+                snprintf(errstr, errstr_size, "%s:%d: key '%s': %s", path, line, key, why);
+                yaml_event_delete(&ev);
+                goto out;
+            }
+            if (pp_app_conf_set(conf, key, value, line, errstr, errstr_size) != 0) {
+                yaml_event_delete(&ev);
+                goto out;
+            }
+            have_key = 0;
+            break;
+        }
+        case YAML_SEQUENCE_START_EVENT:
+        case YAML_ALIAS_EVENT:
+            snprintf(errstr, errstr_size, "%s:%d: key '%s': lists and aliases are not supported "
+                     "in the configuration", path, line, have_key ? key : "?");
+            yaml_event_delete(&ev);
+            goto out;
+        case YAML_STREAM_END_EVENT:
+            done = 1;
+            break;
+        default:
+            break;
+        }
+        yaml_event_delete(&ev);
+    }
+    rc = 0;
+out:
+    yaml_parser_delete(&parser);
+    fclose(fp);
+    return rc;
+}
+
+static void print_md(FILE *out, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '|') {
+            fputc('\\', out);
+        }
+        fputc(*s, out);
+    }
+}
+
+void pp_app_conf_reference(FILE *out)
+{
+    fprintf(out, "# Configuration reference\n\n"
+                 "Generated by `partnerpulse config-reference` from the key table in "
+                 "app/config.c. Keys are dotted paths into the YAML file. `${VAR}` in a value "
+                 "is replaced by the environment variable VAR.\n\n"
+                 "| key | type | default | range | description |\n|---|---|---|---|---|\n");
+    static const char *const tnames[] = {"string", "integer", "duration", "log level"};
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct ckey *k = &keys[i];
+        fprintf(out, "| `%s` | %s | `%s` | ", k->key, tnames[k->type], k->def);
+        if (k->type == C_UINT) {
+            fprintf(out, "%" PRIu64 " .. %" PRIu64, k->min, k->max);
+        }
+        else if (k->type == C_DURATION) {
+            fprintf(out, "%" PRIu64 "ms .. %" PRIu64 "ms", k->min, k->max);
+        }
+        fprintf(out, " | ");
+        print_md(out, k->desc);
+        fprintf(out, " |\n");
+    }
+    fprintf(out, "| `kafka.*` | string | | | Passed to librdkafka unchanged (both the consumer and "
+                 "the producer), e.g. `kafka.bootstrap.servers`, `kafka.security.protocol`, "
+                 "`kafka.sasl.password: ${KAFKA_PASSWORD}`. Checked by librdkafka at load "
+                 "time. |\n");
+}

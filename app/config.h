@@ -1,0 +1,63 @@
+/*
+ * config.h — the service configuration: one YAML file, validated against a
+ * table of keys (name, type, default, range, description) from which the
+ * reference in docs/configuration.md is generated (`partnerpulse
+ * config-reference`).
+ *
+ * Nested YAML mappings flatten to dotted keys (`topics: {alerts: x}` is
+ * `topics.alerts`). Every `kafka.*` key is handed to librdkafka untouched, so
+ * TLS, SASL and client tuning work as Kafka users expect. `${VAR}` in a value
+ * is replaced by the environment variable VAR (for secrets). Unknown keys,
+ * wrong types and out-of-range values are errors naming file, line and key.
+ */
+#ifndef PP_APP_CONFIG_H
+#define PP_APP_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "proc.h"
+
+#define PP_CONF_STR_MAX 256
+
+struct pp_kv {
+    char *key; /* without the "kafka." prefix */
+    char *value;
+    int line;
+};
+
+struct pp_app_conf {
+    char path[PP_CONF_STR_MAX];
+    char application_id[PP_CONF_STR_MAX];
+    char topic_deals[PP_CONF_STR_MAX];
+    char topic_licenses[PP_CONF_STR_MAX];
+    char topic_support[PP_CONF_STR_MAX];
+    char topic_alerts[PP_CONF_STR_MAX];
+    char topic_dlq[PP_CONF_STR_MAX];
+    struct pp_proc_conf proc;
+    uint64_t max_message_bytes;
+    int64_t idle_timeout_ms;
+    uint64_t log_level; /* enum pp_log_level */
+    struct pp_kv *kafka;
+    size_t kafka_n;
+};
+
+void pp_app_conf_defaults(struct pp_app_conf *conf);
+void pp_app_conf_free(struct pp_app_conf *conf);
+
+/* Loads and validates `path` over the defaults. Returns 0, or -1 with errstr
+ * as "FILE:LINE: key 'K': what is wrong". */
+int pp_app_conf_load(struct pp_app_conf *conf, const char *path, char *errstr, size_t errstr_size);
+
+/* Sets one key from a string, as the file does (line is for messages). */
+int pp_app_conf_set(struct pp_app_conf *conf, const char *key, const char *value, int line,
+                    char *errstr, size_t errstr_size);
+
+/* Writes the configuration reference (Markdown) generated from the table. */
+void pp_app_conf_reference(FILE *out);
+
+/* Parses "250ms", "30s", "5m", "24h", "7d" or "0". */
+int pp_parse_duration_ms(const char *s, int64_t *ms);
+
+#endif

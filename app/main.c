@@ -1,0 +1,205 @@
+/*
+ * main.c — the `partnerpulse` command line: run, demo, check-config,
+ * config-reference, --help, --version.
+ *
+ * Exit status: 0 success, 1 a runtime failure (the log says which), 2 a usage
+ * or configuration error (the message names the file, line and key).
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <librdkafka/rdkafka.h>
+
+#include "config.h"
+#include "demo.h"
+#include "log.h"
+#include "pipeline.h"
+
+#ifndef PP_VERSION
+#define PP_VERSION "0.0.0"
+#endif
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "partnerpulse %s — channel-partner pressure alerts from Kafka event streams\n\n"
+            "usage:\n"
+            "  partnerpulse run --config FILE [--duration SECONDS]\n"
+            "      Run the service: consume deal, licence and support events, evaluate the\n"
+            "      rules per event-time day, write alert transitions to the alerts topic.\n"
+            "      Stops cleanly on SIGINT/SIGTERM (or after --duration).\n"
+            "  partnerpulse demo [--duration SECONDS] [--days N] [--seed N] [--quiet]\n"
+            "      Everything in one process against librdkafka's in-process mock cluster.\n"
+            "  partnerpulse check-config FILE\n"
+            "      Validate a configuration file; errors name the file, line and key.\n"
+            "  partnerpulse config-reference\n"
+            "      Print every configuration key with its default and meaning (Markdown).\n"
+            "  partnerpulse --help | --version\n\n"
+            "Exit status: 0 ok, 1 runtime failure, 2 usage or configuration error.\n"
+            "Docs: README.md and docs/ in the source tree.\n",
+            PP_VERSION);
+}
+
+static void on_stop(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    pp_log(PP_LOG_INFO, "msg=\"signal received, shutting down\" signal=%d", (int)sig);
+    event_base_loopexit(arg, NULL);
+}
+
+static int load_config(struct pp_app_conf *conf, const char *path)
+{
+    char errstr[1024];
+    pp_app_conf_defaults(conf);
+    if (pp_app_conf_load(conf, path, errstr, sizeof(errstr)) != 0) {
+        fprintf(stderr, "partnerpulse: configuration error: %s\n", errstr);
+        return -1;
+    }
+    int has_bootstrap = 0;
+    for (size_t i = 0; i < conf->kafka_n; i++) {
+        has_bootstrap |= strcmp(conf->kafka[i].key, "bootstrap.servers") == 0;
+    }
+    if (!has_bootstrap) {
+        fprintf(stderr, "partnerpulse: configuration error: %s: key 'kafka.bootstrap.servers' "
+                        "is required\n", path);
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_check_config(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: partnerpulse check-config FILE\n");
+        return 2;
+    }
+    struct pp_app_conf conf;
+    int rc = load_config(&conf, argv[1]);
+    if (rc == 0) {
+        printf("%s: OK (application_id=%s, inputs %s %s %s, alerts %s)\n", argv[1],
+               conf.application_id, conf.topic_deals, conf.topic_licenses, conf.topic_support,
+               conf.topic_alerts);
+    }
+    pp_app_conf_free(&conf);
+    return rc == 0 ? 0 : 2;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'},
+        {"duration", required_argument, 0, 'd'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    const char *path = NULL;
+    double duration = 0;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:d:h", opts, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'd':
+            duration = strtod(optarg, &end);
+            if (*end != '\0' || end == optarg || duration < 0) {
+                fprintf(stderr, "partnerpulse run: bad --duration '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (path == NULL || optind != argc) {
+        fprintf(stderr, "partnerpulse run: --config FILE is required\n");
+        return 2;
+    }
+    struct pp_app_conf conf;
+    if (load_config(&conf, path) != 0) {
+        pp_app_conf_free(&conf);
+        return 2;
+    }
+    pp_log_threshold = (enum pp_log_level)conf.log_level;
+
+    int rc = 1;
+    char errstr[1024];
+    struct event_base *base = event_base_new();
+    struct event *sigint = evsignal_new(base, SIGINT, on_stop, base);
+    struct event *sigterm = evsignal_new(base, SIGTERM, on_stop, base);
+    event_add(sigint, NULL);
+    event_add(sigterm, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct pp_pipeline *pl = pp_pipeline_new(&conf, base, NULL, errstr, sizeof(errstr));
+    if (pl == NULL) {
+        fprintf(stderr, "partnerpulse: cannot start: %s\n", errstr);
+        rc = 2;
+        goto out;
+    }
+    pp_log(PP_LOG_INFO, "msg=\"started\" version=%s application_id=%s librdkafka=%s",
+           PP_VERSION, conf.application_id, rd_kafka_version_str());
+    if (duration > 0) {
+        struct timeval tv = {(time_t)duration, (suseconds_t)((duration - (time_t)duration) * 1e6)};
+        event_base_loopexit(base, &tv);
+    }
+    event_base_dispatch(base);
+
+    int flushed = pp_pipeline_shutdown(pl, 10000);
+    struct pp_pipeline_stats st;
+    pp_pipeline_stats(pl, &st);
+    pp_log(PP_LOG_INFO, "msg=\"stopped\" records=%llu events=%llu dead_letters=%llu alerts=%llu",
+           (unsigned long long)st.records, (unsigned long long)st.events,
+           (unsigned long long)st.dead_letters, (unsigned long long)st.alerts_delivered);
+    rc = (pp_pipeline_failed(pl) || flushed != 0) ? 1 : 0;
+out:
+    pp_pipeline_destroy(pl);
+    event_free(sigint);
+    event_free(sigterm);
+    event_base_free(base);
+    pp_app_conf_free(&conf);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
+        printf("partnerpulse %s (librdkafka %s)\n", PP_VERSION, rd_kafka_version_str());
+        return 0;
+    }
+    if (strcmp(cmd, "run") == 0) {
+        return cmd_run(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "demo") == 0) {
+        return pp_app_demo(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "check-config") == 0) {
+        return cmd_check_config(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "config-reference") == 0) {
+        pp_app_conf_reference(stdout);
+        return 0;
+    }
+    fprintf(stderr, "partnerpulse: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,58 @@
+/*
+ * pipeline.h — the running service: consumer → decode → processors →
+ * producer, wired on one libevent loop (DESIGN.md §1).
+ *
+ * `partnerpulse run`, the demo and the component tests all build exactly this
+ * object; only where the Kafka cluster is (a real one or the mock) differs.
+ */
+#ifndef PP_APP_PIPELINE_H
+#define PP_APP_PIPELINE_H
+
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <librdkafka/rdkafka.h>
+
+#include "alert.h"
+#include "config.h"
+
+struct pp_pipeline_hooks {
+    /* An alert transition acknowledged by the broker (err == 0) or failed. */
+    void (*alert_delivered)(const struct pp_alert *alert, rd_kafka_resp_err_t err, void *opaque);
+    void *opaque;
+};
+
+struct pp_pipeline_stats {
+    uint64_t records;
+    uint64_t events;
+    uint64_t rejected;
+    uint64_t too_late;
+    uint64_t alerts_emitted;
+    uint64_t alerts_delivered;
+    uint64_t dead_letters;
+    int64_t watermark_ms;
+};
+
+struct pp_pipeline;
+
+/* conf is read during the call only; hooks may be NULL. NULL + errstr on
+ * failure (bad kafka.* values, ...). */
+struct pp_pipeline *pp_pipeline_new(const struct pp_app_conf *conf, struct event_base *base,
+                                    const struct pp_pipeline_hooks *hooks, char *errstr,
+                                    size_t errstr_size);
+
+/* Graceful stop: leave the group, wait (bounded) for outstanding records to
+ * be acknowledged. Returns 0 when everything was delivered. */
+int pp_pipeline_shutdown(struct pp_pipeline *pl, int timeout_ms);
+void pp_pipeline_destroy(struct pp_pipeline *pl);
+
+/* Non-zero once a fatal error happened; the loop has been asked to exit. */
+int pp_pipeline_failed(const struct pp_pipeline *pl);
+void pp_pipeline_stats(const struct pp_pipeline *pl, struct pp_pipeline_stats *out);
+
+/* Builds a librdkafka configuration: our defaults, then every kafka.* key of
+ * the configuration. NULL + errstr on a bad value. */
+rd_kafka_conf_t *pp_app_kafka_conf(const struct pp_app_conf *conf, int consumer, char *errstr,
+                                   size_t errstr_size);
+
+#endif

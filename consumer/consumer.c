@@ -1,0 +1,231 @@
+/*
+ * consumer.c — librdkafka consumer on a libevent loop. See consumer.h.
+ */
+#include "consumer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "palloc.h"
+
+/* Records handled per loop wake-up before yielding to other events. */
+#define BATCH 1000
+
+struct pp_consumer {
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *queue;
+    int pipe_fds[2];
+    struct event *ev;
+    struct pp_codec *codec;
+    pp_consumer_event_cb *on_event;
+    pp_consumer_reject_cb *on_reject;
+    pp_consumer_error_cb *on_error;
+    pp_consumer_assign_cb *on_assign;
+    void *opaque;
+    int closed;
+    struct pp_consumer_stats stats;
+};
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    struct pp_consumer *c = opaque;
+    int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    rd_kafka_error_t *error = NULL;
+    rd_kafka_resp_err_t aerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+    c->stats.rebalances++;
+    for (int i = 0; c->on_assign && i < parts->cnt; i++) {
+        c->on_assign(parts->elems[i].topic, parts->elems[i].partition,
+                     err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, c->opaque);
+    }
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (cooperative) {
+            error = rd_kafka_incremental_assign(rk, parts);
+        }
+        else {
+            aerr = rd_kafka_assign(rk, parts);
+        }
+        c->stats.assigned_partitions += parts->cnt;
+    }
+    else {
+        if (cooperative) {
+            error = rd_kafka_incremental_unassign(rk, parts);
+        }
+        else {
+            aerr = rd_kafka_assign(rk, NULL);
+        }
+        c->stats.assigned_partitions -= parts->cnt;
+        if (!cooperative || c->stats.assigned_partitions < 0) {
+            c->stats.assigned_partitions = 0;
+        }
+    }
+    if (error) {
+        if (c->on_error) {
+            c->on_error(rd_kafka_error_code(error), rd_kafka_error_string(error), 0, c->opaque);
+        }
+        rd_kafka_error_destroy(error);
+    }
+    else if (aerr && c->on_error) {
+        c->on_error(aerr, rd_kafka_err2str(aerr), 0, c->opaque);
+    }
+}
+
+static void handle(struct pp_consumer *c, rd_kafka_message_t *rkm)
+{
+    if (rkm->err) {
+        if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            return;
+        }
+        int fatal = rkm->err == RD_KAFKA_RESP_ERR__FATAL;
+        char fatal_msg[512];
+        const char *reason = rd_kafka_message_errstr(rkm);
+        if (fatal) {
+            rd_kafka_fatal_error(c->rk, fatal_msg, sizeof(fatal_msg));
+            reason = fatal_msg;
+        }
+        if (c->on_error) {
+            c->on_error(rkm->err, reason, fatal, c->opaque);
+        }
+        return;
+    }
+    c->stats.records++;
+    struct pp_event ev;
+    char detail[256];
+    enum pp_decode_err derr =
+        pp_codec_decode_event(c->codec, rkm->payload, rkm->len, &ev, detail, sizeof(detail));
+    if (derr != PP_DECODE_OK) {
+        c->stats.rejected++;
+        c->on_reject(rkm, derr, detail, c->opaque);
+        return;
+    }
+    c->stats.events++;
+    c->on_event(&ev, rkm, c->opaque);
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    struct pp_consumer *c = arg;
+    char drain[64];
+    (void)what;
+    while (read(fd, drain, sizeof(drain)) > 0) {
+    }
+    if (c->closed) {
+        return;
+    }
+    int n = 0;
+    rd_kafka_message_t *rkm;
+    while (n < BATCH && (rkm = rd_kafka_consumer_poll(c->rk, 0)) != NULL) {
+        handle(c, rkm);
+        rd_kafka_message_destroy(rkm);
+        n++;
+    }
+    if (n == BATCH) {
+        /* More may be queued, and librdkafka only writes to the pipe when the
+         * queue goes from empty to non-empty: come back after other events. */
+        event_active(c->ev, EV_READ, 0);
+    }
+}
+
+struct pp_consumer *pp_consumer_new(struct pp_consumer_conf *cc, char *errstr, size_t errstr_size)
+{
+    struct pp_consumer *c = pp_xcalloc(1, sizeof(*c));
+    rd_kafka_conf_t *conf = cc->rk_conf;
+    cc->rk_conf = NULL;
+    c->pipe_fds[0] = c->pipe_fds[1] = -1;
+    c->codec = cc->codec;
+    c->on_event = cc->on_event;
+    c->on_reject = cc->on_reject;
+    c->on_error = cc->on_error;
+    c->on_assign = cc->on_assign;
+    c->opaque = cc->opaque;
+
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_opaque(conf, c);
+    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
+    if (c->rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        goto fail;
+    }
+    rd_kafka_poll_set_consumer(c->rk);
+    c->queue = rd_kafka_queue_get_consumer(c->rk);
+
+    if (pipe(c->pipe_fds) != 0) {
+        snprintf(errstr, errstr_size, "pipe: %s", strerror(errno));
+        goto fail;
+    }
+    for (int i = 0; i < 2; i++) {
+        fcntl(c->pipe_fds[i], F_SETFL, fcntl(c->pipe_fds[i], F_GETFL) | O_NONBLOCK);
+        fcntl(c->pipe_fds[i], F_SETFD, FD_CLOEXEC);
+    }
+    rd_kafka_queue_io_event_enable(c->queue, c->pipe_fds[1], "1", 1);
+    c->ev = event_new(cc->base, c->pipe_fds[0], EV_READ | EV_PERSIST, on_readable, c);
+    if (c->ev == NULL || event_add(c->ev, NULL) != 0) {
+        snprintf(errstr, errstr_size, "cannot register the consumer with the event loop");
+        goto fail;
+    }
+
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new((int)cc->topics_n);
+    for (size_t i = 0; i < cc->topics_n; i++) {
+        rd_kafka_topic_partition_list_add(subs, cc->topics[i], RD_KAFKA_PARTITION_UA);
+    }
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(c->rk, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    if (err) {
+        snprintf(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(err));
+        goto fail;
+    }
+    /* Anything queued before the pipe was attached must still be seen. */
+    event_active(c->ev, EV_READ, 0);
+    return c;
+fail:
+    pp_consumer_destroy(c);
+    return NULL;
+}
+
+void pp_consumer_close(struct pp_consumer *c)
+{
+    if (c == NULL || c->closed || c->rk == NULL) {
+        return;
+    }
+    c->closed = 1;
+    /* The close serves the final rebalance through the consumer queue. */
+    rd_kafka_consumer_close(c->rk);
+}
+
+void pp_consumer_destroy(struct pp_consumer *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    pp_consumer_close(c);
+    if (c->ev) {
+        event_free(c->ev);
+    }
+    if (c->queue) {
+        rd_kafka_queue_io_event_enable(c->queue, -1, NULL, 0);
+        rd_kafka_queue_destroy(c->queue);
+    }
+    if (c->rk) {
+        rd_kafka_destroy(c->rk);
+    }
+    for (int i = 0; i < 2; i++) {
+        if (c->pipe_fds[i] >= 0) {
+            close(c->pipe_fds[i]);
+        }
+    }
+    free(c);
+}
+
+const struct pp_consumer_stats *pp_consumer_stats(const struct pp_consumer *c)
+{
+    return &c->stats;
+}
+
+rd_kafka_t *pp_consumer_handle(struct pp_consumer *c)
+{
+    return c->rk;
+}

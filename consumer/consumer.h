@@ -1,0 +1,69 @@
+/*
+ * consumer.h — the Kafka consumer: group membership, rebalancing, and the
+ * librdkafka queue wired into the libevent loop.
+ *
+ * librdkafka signals "the queue became non-empty" by writing to a pipe
+ * (rd_kafka_queue_io_event_enable); the loop watches the pipe and drains the
+ * queue in bounded batches, so a busy partition never starves timers or the
+ * HTTP server. Each record value is decoded (schemas/) and handed to the
+ * caller as a validated event, or rejected with a reason for the DLQ.
+ */
+#ifndef PP_CONSUMER_H
+#define PP_CONSUMER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <librdkafka/rdkafka.h>
+
+#include "codec.h"
+#include "event.h"
+
+/* Both callbacks borrow rkm for the duration of the call only. */
+typedef void(pp_consumer_event_cb)(const struct pp_event *ev, const rd_kafka_message_t *rkm,
+                                   void *opaque);
+typedef void(pp_consumer_reject_cb)(const rd_kafka_message_t *rkm, enum pp_decode_err err,
+                                    const char *detail, void *opaque);
+/* A partition was assigned (assigned = 1) or revoked/lost (0). */
+typedef void(pp_consumer_assign_cb)(const char *topic, int32_t partition, int assigned,
+                                    void *opaque);
+/* A consumer-level error: fatal ones mean the consumer cannot go on. */
+typedef void(pp_consumer_error_cb)(rd_kafka_resp_err_t err, const char *reason, int fatal,
+                                   void *opaque);
+
+struct pp_consumer_conf {
+    rd_kafka_conf_t *rk_conf; /* taken over by pp_consumer_new, even on failure */
+    const char *const *topics;
+    size_t topics_n;
+    struct event_base *base;
+    struct pp_codec *codec; /* borrowed */
+    pp_consumer_event_cb *on_event;
+    pp_consumer_reject_cb *on_reject;
+    pp_consumer_error_cb *on_error;
+    pp_consumer_assign_cb *on_assign; /* may be NULL */
+    void *opaque;
+};
+
+struct pp_consumer_stats {
+    uint64_t records;
+    uint64_t events;
+    uint64_t rejected;
+    uint64_t rebalances;
+    int32_t assigned_partitions;
+};
+
+struct pp_consumer;
+
+/* Creates the consumer and subscribes. NULL with errstr filled on error. */
+struct pp_consumer *pp_consumer_new(struct pp_consumer_conf *cc, char *errstr,
+                                    size_t errstr_size);
+
+/* Leaves the group (commits offsets per the configuration). Idempotent. */
+void pp_consumer_close(struct pp_consumer *c);
+void pp_consumer_destroy(struct pp_consumer *c);
+
+const struct pp_consumer_stats *pp_consumer_stats(const struct pp_consumer *c);
+rd_kafka_t *pp_consumer_handle(struct pp_consumer *c);
+
+#endif

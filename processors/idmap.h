@@ -1,0 +1,36 @@
+/*
+ * idmap.h — interning of string identifiers (partner, customer ids) to dense
+ * indexes.
+ *
+ * State lives in arrays indexed by these dense ids, so the hot path does one
+ * hash lookup per event and no allocation once a key has been seen. Written
+ * by hand because processors/ may depend on libc only (DESIGN.md §2) and this
+ * lookup is on the per-event path: open addressing, linear probing, FNV-1a.
+ */
+#ifndef PP_IDMAP_H
+#define PP_IDMAP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct pp_idmap;
+
+struct pp_idmap *pp_idmap_new(void);
+void pp_idmap_destroy(struct pp_idmap *map);
+
+/* Returns the index of `key`, inserting it (a copy) with the next index when
+ * absent; *created tells which (may be NULL). Indexes are 0..count-1 in
+ * insertion order and never change. */
+uint32_t pp_idmap_intern(struct pp_idmap *map, const char *key, bool *created);
+
+/* Returns the index of `key`, or -1 when absent. */
+int64_t pp_idmap_find(const struct pp_idmap *map, const char *key);
+
+/* The key of index idx (borrowed; lives as long as the map). */
+const char *pp_idmap_key(const struct pp_idmap *map, uint32_t idx);
+uint32_t pp_idmap_count(const struct pp_idmap *map);
+
+/* 64-bit FNV-1a over a NUL-terminated string. */
+uint64_t pp_hash_str(const char *s);
+
+#endif
