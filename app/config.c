@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,8 +73,8 @@ int pp_parse_duration_ms(const char *s, int64_t *ms)
     errno = 0;
     char *end;
     double v = strtod(s, &end);
-    if (end == s || errno != 0 || v < 0) {
-        return -1;
+    if (end == s || errno != 0 || !(v >= 0) || !isfinite(v)) {
+        return -1; /* also NaN, which compares false with everything */
     }
     double mult;
     if (strcmp(end, "ms") == 0) {

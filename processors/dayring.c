@@ -43,8 +43,8 @@ void pp_dayring_advance(struct pp_dayring *ring, int32_t day)
         memset(ring->counts, 0, ring->width * sizeof(uint32_t));
     }
     else {
-        for (int32_t d = ring->head + 1; d <= day; d++) {
-            ring->counts[slot(ring, d)] = 0;
+        for (int64_t d = (int64_t)ring->head + 1; d <= day; d++) {
+            ring->counts[slot(ring, (int32_t)d)] = 0;
         }
     }
     ring->head = day;

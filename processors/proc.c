@@ -26,9 +26,6 @@
 #include "ptime.h"
 
 #define NO_DAY INT32_MIN
-/* A watermark jump (an idle timer after a long pause, a replay starting far
- * ahead) evaluates at most this many days; older days hold no state anyway. */
-#define MAX_CATCH_UP_DAYS 400
 
 struct customer {
     int32_t partner; /* index into partners, or -1 */
@@ -57,6 +54,7 @@ struct pp_proc {
     uint16_t ring_width;
     int64_t watermark;
     int32_t min_day;
+    int32_t max_day; /* newest event day applied */
     int32_t last_eval_day;
     struct pp_proc_stats stats;
 };
@@ -81,6 +79,7 @@ struct pp_proc *pp_proc_new(const struct pp_proc_conf *conf)
     ctx->ring_width = (uint16_t)(width > PP_DAYRING_MAX_WIDTH ? PP_DAYRING_MAX_WIDTH : width);
     ctx->watermark = INT64_MIN;
     ctx->min_day = NO_DAY;
+    ctx->max_day = NO_DAY;
     ctx->last_eval_day = NO_DAY;
     return ctx;
 }
@@ -278,11 +277,17 @@ static void evaluate_closed(struct pp_proc *ctx, pp_alert_cb *cb, void *opaque)
     }
     int32_t closed = pp_day_from_ms(ctx->watermark - ctx->conf.allowed_lateness_ms) - 1;
     int32_t start = ctx->last_eval_day == NO_DAY ? ctx->min_day : ctx->last_eval_day + 1;
-    if ((int64_t)closed - start > MAX_CATCH_UP_DAYS) {
-        start = closed - MAX_CATCH_UP_DAYS;
-    }
-    for (int32_t d = start; d <= closed; d++) {
-        evaluate_day(ctx, d, cb, opaque);
+    /* A day more than a window after the newest event has every window
+     * empty, and every firing alert resolved on the first such day: a long
+     * watermark jump (an idle timer after a pause) evaluates up to there and
+     * then skips the rest, which would change nothing. */
+    int64_t quiet = (int64_t)ctx->max_day + ctx->conf.surge_window_days + 1;
+    for (int64_t d = start; d <= closed; d++) {
+        if (d > quiet) {
+            ctx->last_eval_day = closed;
+            break;
+        }
+        evaluate_day(ctx, (int32_t)d, cb, opaque);
     }
 }
 
@@ -312,6 +317,9 @@ enum pp_apply_result pp_proc_apply(struct pp_proc *ctx, const struct pp_event *e
     }
     if (ctx->min_day == NO_DAY || day < ctx->min_day) {
         ctx->min_day = day;
+    }
+    if (ctx->max_day == NO_DAY || day > ctx->max_day) {
+        ctx->max_day = day;
     }
     return PP_APPLY_OK;
 }

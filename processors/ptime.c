@@ -4,6 +4,7 @@
 #include "ptime.h"
 
 #include <stdio.h>
+#include <string.h>
 
 int32_t pp_day_from_ms(int64_t ms)
 {
@@ -52,14 +53,29 @@ void pp_day_format(int32_t day, char *buf, size_t size)
     snprintf(buf, size, "%04d-%02u-%02u", y, m, d);
 }
 
+static int digits(const char *s, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return -1;
+        }
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
 bool pp_day_parse(const char *s, int32_t *day)
 {
-    int y;
-    unsigned m, d;
-    int n = 0;
-    if (sscanf(s, "%4d-%2u-%2u%n", &y, &m, &d, &n) != 3 || n != 10 || s[10] != '\0') {
+    /* Exactly YYYY-MM-DD: no signs, blanks or short fields (sscanf allows them). */
+    if (strlen(s) != 10 || s[4] != '-' || s[7] != '-') {
         return false;
     }
+    int y = digits(s, 4), mi = digits(s + 5, 2), di = digits(s + 8, 2);
+    if (y < 0 || mi < 0 || di < 0) {
+        return false;
+    }
+    unsigned m = (unsigned)mi, d = (unsigned)di;
     if (m < 1 || m > 12 || d < 1 || d > 31) {
         return false;
     }

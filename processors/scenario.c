@@ -125,6 +125,11 @@ int pp_scenario_skeleton(const struct pp_scenario_conf *conf, pp_event_sink *sin
                     return rc;
                 }
             }
+        }
+        /* Usage snapshots at 18:00, after the day's tickets: events stay in
+         * event-time order. */
+        for (size_t i = 0; i < CAST_N; i++) {
+            const struct cast *c = &skeleton_cast[i];
             base_event(&g, &ev, PP_EV_CONSUMPTION, day, 600 + (int)i);
             struct pp_consumption *u = &ev.u.consumption;
             snprintf(u->customer_id, sizeof(u->customer_id), "%s", c->customer);

@@ -218,6 +218,175 @@ static const struct bound_table *bound_by_kind(const struct pp_codec *codec,
     return NULL;
 }
 
+/* ---- bounded pre-validation ---------------------------------------------
+ *
+ * avro-c allocates whatever a record declares (a string of 2^63 bytes, an
+ * array of a billion nulls) before noticing the input is short, and reads an
+ * enum symbol for any index. So every body is first walked against its
+ * writer schema here, allocating nothing: every length must fit in the bytes
+ * that remain, every enum index and union branch must exist, collections are
+ * capped, nesting is bounded. Only a body that passes is given to avro-c.
+ */
+
+#define MAX_DEPTH 32
+#define MAX_ITEMS 100000 /* array/map items per record */
+
+struct walk {
+    const unsigned char *p;
+    const unsigned char *end;
+    size_t items;
+    char *detail;
+    size_t detail_size;
+};
+
+static bool read_varlong(struct walk *w, int64_t *out)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (w->p >= w->end) {
+            return false;
+        }
+        unsigned char b = *w->p++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if ((b & 0x80) == 0) {
+            *out = (int64_t)(v >> 1) ^ -(int64_t)(v & 1); /* zig-zag */
+            return true;
+        }
+    }
+    return false; /* more than 10 bytes */
+}
+
+#define WALK_FAIL(...)                                                                             \
+    do {                                                                                           \
+        snprintf(w->detail, w->detail_size, __VA_ARGS__);                                          \
+        return false;                                                                              \
+    } while (0)
+
+static bool walk_value(struct walk *w, avro_schema_t s, int depth, const char *name)
+{
+    int64_t n = 0;
+    if (depth > MAX_DEPTH) {
+        WALK_FAIL("%s: nested deeper than %d", name, MAX_DEPTH);
+    }
+    switch (avro_typeof(s)) {
+    case AVRO_NULL:
+        return true;
+    case AVRO_BOOLEAN:
+        if (w->p >= w->end || *w->p > 1) {
+            WALK_FAIL("%s: bad boolean", name);
+        }
+        w->p++;
+        return true;
+    case AVRO_INT32:
+        if (!read_varlong(w, &n) || n < INT32_MIN || n > INT32_MAX) {
+            WALK_FAIL("%s: bad or truncated int", name);
+        }
+        return true;
+    case AVRO_INT64:
+        if (!read_varlong(w, &n)) {
+            WALK_FAIL("%s: bad or truncated long", name);
+        }
+        return true;
+    case AVRO_FLOAT:
+    case AVRO_DOUBLE: {
+        size_t sz = avro_typeof(s) == AVRO_FLOAT ? 4 : 8;
+        if ((size_t)(w->end - w->p) < sz) {
+            WALK_FAIL("%s: truncated number", name);
+        }
+        w->p += sz;
+        return true;
+    }
+    case AVRO_STRING:
+    case AVRO_BYTES:
+        if (!read_varlong(w, &n) || n < 0 || n > w->end - w->p) {
+            WALK_FAIL("%s: length %lld does not fit the %lld remaining bytes", name,
+                      (long long)n, (long long)(w->end - w->p));
+        }
+        w->p += n;
+        return true;
+    case AVRO_FIXED:
+        n = avro_schema_fixed_size(s);
+        if (n > w->end - w->p) {
+            WALK_FAIL("%s: truncated fixed", name);
+        }
+        w->p += n;
+        return true;
+    case AVRO_ENUM:
+        if (!read_varlong(w, &n) || n < 0 || n >= avro_schema_enum_number_of_symbols(s)) {
+            WALK_FAIL("%s: enum index %lld out of range", name, (long long)n);
+        }
+        return true;
+    case AVRO_UNION:
+        if (!read_varlong(w, &n) || n < 0 || (size_t)n >= avro_schema_union_size(s)) {
+            WALK_FAIL("%s: union branch %lld out of range", name, (long long)n);
+        }
+        return walk_value(w, avro_schema_union_branch(s, (int)n), depth + 1, name);
+    case AVRO_RECORD:
+        for (size_t i = 0; i < avro_schema_record_size(s); i++) {
+            const char *fname = avro_schema_record_field_name(s, (int)i);
+            if (!walk_value(w, avro_schema_record_field_get_by_index(s, (int)i), depth + 1,
+                            fname)) {
+                return false;
+            }
+        }
+        return true;
+    case AVRO_ARRAY:
+    case AVRO_MAP:
+        for (;;) {
+            if (!read_varlong(w, &n)) {
+                WALK_FAIL("%s: truncated block count", name);
+            }
+            if (n == 0) {
+                return true;
+            }
+            if (n < 0) { /* a negative count is followed by the block's byte size */
+                int64_t bytes;
+                if (n == INT64_MIN || !read_varlong(w, &bytes) || bytes < 0) {
+                    WALK_FAIL("%s: bad block header", name);
+                }
+                n = -n;
+            }
+            if (n > MAX_ITEMS || w->items + (size_t)n > MAX_ITEMS) {
+                WALK_FAIL("%s: more than %d items", name, MAX_ITEMS);
+            }
+            w->items += (size_t)n;
+            for (int64_t i = 0; i < n; i++) {
+                if (avro_typeof(s) == AVRO_MAP) {
+                    int64_t klen;
+                    if (!read_varlong(w, &klen) || klen < 0 || klen > w->end - w->p) {
+                        WALK_FAIL("%s: bad map key", name);
+                    }
+                    w->p += klen;
+                }
+                avro_schema_t item = avro_typeof(s) == AVRO_MAP ? avro_schema_map_values(s)
+                                                                 : avro_schema_array_items(s);
+                if (!walk_value(w, item, depth + 1, name)) {
+                    return false;
+                }
+            }
+        }
+    case AVRO_LINK:
+        return walk_value(w, avro_schema_link_target(s), depth + 1, name);
+    }
+    WALK_FAIL("%s: unsupported Avro type", name);
+}
+
+/* true when `len` bytes are exactly one well-formed value of `schema`. */
+static bool prevalidate(avro_schema_t schema, const void *buf, size_t len, char *detail,
+                        size_t detail_size)
+{
+    struct walk w = {buf, (const unsigned char *)buf + len, 0, detail, detail_size};
+    if (!walk_value(&w, schema, 0, "record")) {
+        return false;
+    }
+    if (w.p != w.end) {
+        snprintf(detail, detail_size, "%lld trailing bytes after the record",
+                 (long long)(w.end - w.p));
+        return false;
+    }
+    return true;
+}
+
 /* Reads one field of a decoded record into the event. */
 static enum pp_decode_err read_field(const struct fdesc *fd, avro_value_t *field,
                                      struct pp_event *ev, char *detail, size_t detail_size)
@@ -401,16 +570,16 @@ enum pp_decode_err pp_codec_decode_event(struct pp_codec *codec, const void *buf
         return PP_DECODE_NOT_AN_EVENT;
     }
 
-    avro_value_reset(&entry->value);
-    avro_reader_memory_set_source(codec->reader, (const char *)buf + PP_WIRE_HEADER,
-                                  (int64_t)(len - PP_WIRE_HEADER));
-    if (avro_value_read(codec->reader, &entry->value) != 0) {
-        snprintf(detail, detail_size, "%s", avro_strerror());
+    const char *body = (const char *)buf + PP_WIRE_HEADER;
+    size_t body_len = len - PP_WIRE_HEADER;
+    if (!prevalidate(entry->schema, body, body_len, detail, detail_size)) {
         return PP_DECODE_MALFORMED;
     }
-    char extra;
-    if (avro_read(codec->reader, &extra, 1) == 0) {
-        snprintf(detail, detail_size, "trailing bytes after the %s record", entry->fullname);
+    avro_value_reset(&entry->value);
+    avro_reader_memory_set_source(codec->reader, body, (int64_t)body_len);
+    if (avro_value_read(codec->reader, &entry->value) != 0) {
+        snprintf(detail, detail_size, "%s", avro_strerror());
+        avro_set_error("%s", ""); /* avro-c appends to its error text otherwise */
         return PP_DECODE_MALFORMED;
     }
 
