@@ -18,6 +18,17 @@
 #include "watermark.h"
 
 #define TICK_MS 100
+/* A partition whose next event is this far ahead of the oldest event another
+ * active partition may still deliver is paused until the others catch up
+ * (event-time alignment): the state's day rings hold this much skew. */
+#define ALIGN_MS ((int64_t)PP_PROC_SKEW_DAYS * 86400000)
+#define MAX_HELD 1024
+
+struct held {
+    char topic[256];
+    int32_t partition;
+    int64_t event_ms;
+};
 
 struct pp_pipeline {
     struct event_base *base;
@@ -29,6 +40,9 @@ struct pp_pipeline {
     struct pp_consumer *consumer;
     struct pp_producer *producer;
     struct event *tick;
+    struct held held[MAX_HELD];
+    size_t held_n;
+    uint64_t holds;
     int failed;
     uint64_t alerts_emitted;
 };
@@ -61,6 +75,7 @@ rd_kafka_conf_t *pp_app_kafka_conf(const struct pp_app_conf *conf, int consumer,
     if (consumer) {
         rc = rc || kset(kc, "group.id", conf->application_id, errstr, errstr_size) ||
              kset(kc, "auto.offset.reset", "earliest", errstr, errstr_size) ||
+             kset(kc, "enable.auto.offset.store", "false", errstr, errstr_size) ||
              kset(kc, "partition.assignment.strategy", "cooperative-sticky", errstr,
                   errstr_size);
     }
@@ -136,12 +151,44 @@ static void source_key(char *buf, size_t size, const char *topic, int32_t partit
     snprintf(buf, size, "%s/%d", topic, (int)partition);
 }
 
-static void on_event(const struct pp_event *ev, const rd_kafka_message_t *rkm, void *opaque)
+static struct held *find_held(struct pp_pipeline *pl, const char *topic, int32_t partition)
+{
+    for (size_t i = 0; i < pl->held_n; i++) {
+        if (pl->held[i].partition == partition && strcmp(pl->held[i].topic, topic) == 0) {
+            return &pl->held[i];
+        }
+    }
+    return NULL;
+}
+
+static void drop_held(struct pp_pipeline *pl, struct held *h)
+{
+    *h = pl->held[--pl->held_n];
+}
+
+static enum pp_consumer_verdict on_event(const struct pp_event *ev, const rd_kafka_message_t *rkm,
+                                         void *opaque)
 {
     struct pp_pipeline *pl = opaque;
-    char key[300];
-    source_key(key, sizeof(key), rd_kafka_topic_name(rkm->rkt), rkm->partition);
+    const char *topic = rd_kafka_topic_name(rkm->rkt);
     int64_t now = now_ms();
+    if (pl->held_n > 0 && find_held(pl, topic, rkm->partition) != NULL) {
+        return PP_CONSUMER_HOLD; /* fetched before the pause: it comes again */
+    }
+    int64_t floor = pp_watermark_floor(pl->wm, now);
+    if (floor != INT64_MIN && floor != INT64_MAX && ev->occurred_at_ms - floor > ALIGN_MS &&
+        pl->held_n < MAX_HELD && pp_consumer_hold(pl->consumer, rkm) == 0) {
+        struct held *h = &pl->held[pl->held_n++];
+        snprintf(h->topic, sizeof(h->topic), "%s", topic);
+        h->partition = rkm->partition;
+        h->event_ms = ev->occurred_at_ms;
+        pl->holds++;
+        pp_log(PP_LOG_DEBUG, "msg=\"partition ahead in event time, paused\" topic=%s "
+               "partition=%d offset=%lld", topic, (int)rkm->partition, (long long)rkm->offset);
+        return PP_CONSUMER_HOLD;
+    }
+    char key[300];
+    source_key(key, sizeof(key), topic, rkm->partition);
     switch (pp_proc_apply(pl->proc, ev)) {
     case PP_APPLY_OK:
         break;
@@ -155,6 +202,22 @@ static void on_event(const struct pp_event *ev, const rd_kafka_message_t *rkm, v
     }
     pp_watermark_observe(pl->wm, key, ev->occurred_at_ms, now);
     pp_proc_advance(pl->proc, pp_watermark_get(pl->wm, now), on_alert, pl);
+    return PP_CONSUMER_DONE;
+}
+
+/* Resumes the held partitions that the others have caught up with. */
+static void release_held(struct pp_pipeline *pl, int64_t now)
+{
+    int64_t floor = pp_watermark_floor(pl->wm, now);
+    for (size_t i = 0; i < pl->held_n;) {
+        struct held *h = &pl->held[i];
+        if (floor == INT64_MAX || h->event_ms - floor <= ALIGN_MS) {
+            pp_consumer_resume(pl->consumer, h->topic, h->partition);
+            drop_held(pl, h);
+            continue;
+        }
+        i++;
+    }
 }
 
 static void on_assign(const char *topic, int32_t partition, int assigned, void *opaque)
@@ -169,6 +232,10 @@ static void on_assign(const char *topic, int32_t partition, int assigned, void *
     }
     else {
         pp_watermark_revoke(pl->wm, key);
+        struct held *h = find_held(pl, topic, partition);
+        if (h) {
+            drop_held(pl, h);
+        }
     }
 }
 
@@ -209,7 +276,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     /* Idle partitions stop holding the watermark back: days close even when
      * no new event arrives. */
-    pp_proc_advance(pl->proc, pp_watermark_get(pl->wm, now_ms()), on_alert, pl);
+    int64_t now = now_ms();
+    pp_proc_advance(pl->proc, pp_watermark_get(pl->wm, now), on_alert, pl);
+    release_held(pl, now);
     pp_producer_poll(pl->producer);
 }
 
@@ -326,6 +395,7 @@ void pp_pipeline_stats(const struct pp_pipeline *pl, struct pp_pipeline_stats *o
     out->too_late = ps->too_late;
     out->watermark_ms = pp_proc_watermark(pl->proc);
     out->alerts_emitted = pl->alerts_emitted;
+    out->holds = pl->holds;
     if (pl->producer) {
         const struct pp_producer_stats *ps2 = pp_producer_stats(pl->producer);
         out->alerts_delivered = ps2->alerts_delivered;

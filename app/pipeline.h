@@ -31,6 +31,7 @@ struct pp_pipeline_stats {
     uint64_t alerts_delivered;
     uint64_t dead_letters;
     int64_t watermark_ms;
+    uint64_t holds; /* times a partition was paused for running ahead */
 };
 
 struct pp_pipeline;

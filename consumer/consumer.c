@@ -74,6 +74,17 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
+/* Offsets are stored only for records that were processed or
+ * dead-lettered (enable.auto.offset.store=false), so a held record is never
+ * committed past. */
+static void store_offset(struct pp_consumer *c, const rd_kafka_message_t *rkm)
+{
+    rd_kafka_resp_err_t err = rd_kafka_offset_store(rkm->rkt, rkm->partition, rkm->offset);
+    if (err && c->on_error) {
+        c->on_error(err, "offset store", 0, c->opaque);
+    }
+}
+
 static void handle(struct pp_consumer *c, rd_kafka_message_t *rkm)
 {
     if (rkm->err) {
@@ -100,10 +111,15 @@ static void handle(struct pp_consumer *c, rd_kafka_message_t *rkm)
     if (derr != PP_DECODE_OK) {
         c->stats.rejected++;
         c->on_reject(rkm, derr, detail, c->opaque);
+        store_offset(c, rkm); /* dead-lettered: done with it */
         return;
     }
     c->stats.events++;
-    c->on_event(&ev, rkm, c->opaque);
+    if (c->on_event(&ev, rkm, c->opaque) == PP_CONSUMER_HOLD) {
+        c->stats.events--;
+        return;
+    }
+    store_offset(c, rkm);
 }
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
@@ -184,6 +200,42 @@ struct pp_consumer *pp_consumer_new(struct pp_consumer_conf *cc, char *errstr, s
 fail:
     pp_consumer_destroy(c);
     return NULL;
+}
+
+static int pause_or_resume(struct pp_consumer *c, const char *topic, int32_t partition,
+                           int64_t seek_to)
+{
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(parts, topic, partition)->offset = seek_to;
+    rd_kafka_resp_err_t err;
+    if (seek_to >= 0) {
+        err = rd_kafka_pause_partitions(c->rk, parts);
+        if (!err) {
+            rd_kafka_error_t *error = rd_kafka_seek_partitions(c->rk, parts, 0);
+            if (error) {
+                err = rd_kafka_error_code(error);
+                rd_kafka_error_destroy(error);
+            }
+        }
+    }
+    else {
+        err = rd_kafka_resume_partitions(c->rk, parts);
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    if (err && c->on_error) {
+        c->on_error(err, seek_to >= 0 ? "pause" : "resume", 0, c->opaque);
+    }
+    return err ? -1 : 0;
+}
+
+int pp_consumer_hold(struct pp_consumer *c, const rd_kafka_message_t *rkm)
+{
+    return pause_or_resume(c, rd_kafka_topic_name(rkm->rkt), rkm->partition, rkm->offset);
+}
+
+int pp_consumer_resume(struct pp_consumer *c, const char *topic, int32_t partition)
+{
+    return pause_or_resume(c, topic, partition, -1);
 }
 
 void pp_consumer_close(struct pp_consumer *c)

@@ -20,9 +20,14 @@
 #include "codec.h"
 #include "event.h"
 
-/* Both callbacks borrow rkm for the duration of the call only. */
-typedef void(pp_consumer_event_cb)(const struct pp_event *ev, const rd_kafka_message_t *rkm,
-                                   void *opaque);
+/* Both callbacks borrow rkm for the duration of the call only. The event
+ * callback returns PP_CONSUMER_DONE when the record is processed (its offset
+ * is then stored for the next commit) or PP_CONSUMER_HOLD after calling
+ * pp_consumer_hold() (the record will be delivered again after resume). */
+enum pp_consumer_verdict { PP_CONSUMER_DONE = 0, PP_CONSUMER_HOLD = 1 };
+typedef enum pp_consumer_verdict(pp_consumer_event_cb)(const struct pp_event *ev,
+                                                       const rd_kafka_message_t *rkm,
+                                                       void *opaque);
 typedef void(pp_consumer_reject_cb)(const rd_kafka_message_t *rkm, enum pp_decode_err err,
                                     const char *detail, void *opaque);
 /* A partition was assigned (assigned = 1) or revoked/lost (0). */
@@ -58,6 +63,13 @@ struct pp_consumer;
 /* Creates the consumer and subscribes. NULL with errstr filled on error. */
 struct pp_consumer *pp_consumer_new(struct pp_consumer_conf *cc, char *errstr,
                                     size_t errstr_size);
+
+/* Pauses rkm's partition and rewinds it to rkm, so that rkm is delivered
+ * again after pp_consumer_resume(). Used to keep partitions aligned in event
+ * time: nothing is lost, nothing is buffered in memory. */
+int pp_consumer_hold(struct pp_consumer *c, const rd_kafka_message_t *rkm);
+/* Resumes one held partition. */
+int pp_consumer_resume(struct pp_consumer *c, const char *topic, int32_t partition);
 
 /* Leaves the group (commits offsets per the configuration). Idempotent. */
 void pp_consumer_close(struct pp_consumer *c);

@@ -19,6 +19,7 @@ struct source {
 struct pp_watermark {
     int64_t idle_ms;
     int64_t last; /* what get() last returned: the watermark is monotonic */
+    int64_t oldest_seen;
     struct pp_idmap *ids;
     struct source *src;
     uint32_t cap;
@@ -29,6 +30,7 @@ struct pp_watermark *pp_watermark_new(int64_t idle_ms)
     struct pp_watermark *wm = pp_xcalloc(1, sizeof(*wm));
     wm->idle_ms = idle_ms;
     wm->last = INT64_MIN;
+    wm->oldest_seen = INT64_MAX;
     wm->ids = pp_idmap_new();
     return wm;
 }
@@ -81,6 +83,28 @@ void pp_watermark_observe(struct pp_watermark *wm, const char *key, int64_t even
     if (event_ms > s->stream_ms) {
         s->stream_ms = event_ms;
     }
+    if (event_ms < wm->oldest_seen) {
+        wm->oldest_seen = event_ms;
+    }
+}
+
+int64_t pp_watermark_floor(struct pp_watermark *wm, int64_t now_ms)
+{
+    if (wm->oldest_seen == INT64_MAX) {
+        return INT64_MIN;
+    }
+    int64_t floor = INT64_MAX;
+    for (uint32_t i = 0; i < pp_idmap_count(wm->ids); i++) {
+        const struct source *s = &wm->src[i];
+        if (!s->assigned || now_ms - s->last_active_ms >= wm->idle_ms) {
+            continue;
+        }
+        int64_t t = s->stream_ms == INT64_MIN ? wm->oldest_seen : s->stream_ms;
+        if (t < floor) {
+            floor = t;
+        }
+    }
+    return floor;
 }
 
 int64_t pp_watermark_get(struct pp_watermark *wm, int64_t now_ms)

@@ -36,4 +36,11 @@ void pp_watermark_observe(struct pp_watermark *wm, const char *key, int64_t even
 /* The current watermark; INT64_MIN while nothing can be said. */
 int64_t pp_watermark_get(struct pp_watermark *wm, int64_t now_ms);
 
+/* The oldest event time an active partition may still deliver: the smallest
+ * stream time over active partitions, where one that has delivered nothing
+ * yet is assumed to start at the oldest event time seen anywhere. INT64_MAX
+ * when no partition is active, INT64_MIN before any event. The runtime holds
+ * back (pauses) partitions that run too far ahead of it. */
+int64_t pp_watermark_floor(struct pp_watermark *wm, int64_t now_ms);
+
 #endif
