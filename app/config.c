@@ -32,7 +32,7 @@ struct ckey {
 };
 
 #define OFF(m) offsetof(struct pp_app_conf, m)
-#define SZ(m) sizeof(((struct pp_app_conf *)0)->m)
+#define SZ(m)  sizeof(((struct pp_app_conf *)0)->m)
 
 static const struct ckey keys[] = {
     {"application_id", C_STR, "partnerpulse", 0, 0, OFF(application_id), SZ(application_id),
@@ -42,8 +42,8 @@ static const struct ckey keys[] = {
      "Vendor tenant name; part of every alert's dedup key."},
     {"topics.deals", C_STR, "deals", 0, 0, OFF(topic_deals), SZ(topic_deals),
      "Input topic of deal events (any event type is accepted on any input topic)."},
-    {"topics.licenses", C_STR, "license-consumption", 0, 0, OFF(topic_licenses),
-     SZ(topic_licenses), "Input topic of licence-consumption snapshots."},
+    {"topics.licenses", C_STR, "license-consumption", 0, 0, OFF(topic_licenses), SZ(topic_licenses),
+     "Input topic of licence-consumption snapshots."},
     {"topics.support", C_STR, "support", 0, 0, OFF(topic_support), SZ(topic_support),
      "Input topic of support ticket events."},
     {"topics.alerts", C_STR, "partnerpulse-alerts", 0, 0, OFF(topic_alerts), SZ(topic_alerts),
@@ -55,11 +55,12 @@ static const struct ckey keys[] = {
      OFF(proc.allowed_lateness_ms), 0,
      "How long after the end of an event-time day events for it are still accepted; the day is "
      "evaluated when the watermark passes its end plus this (MODEL.md §2.2)."},
-    {"processing.idle_timeout", C_DURATION, "2s", 0, 3600 * UINT64_C(1000), OFF(idle_timeout_ms),
-     0, "A partition that delivers nothing for this long (wall clock) stops holding the "
+    {"processing.idle_timeout", C_DURATION, "2s", 0, 3600 * UINT64_C(1000), OFF(idle_timeout_ms), 0,
+     "A partition that delivers nothing for this long (wall clock) stops holding the "
      "watermark back, so days still close on quiet inputs (DESIGN.md §4)."},
     {"processing.max_message_bytes", C_UINT, "1048576", 64, 64 * UINT64_C(1048576),
-     OFF(max_message_bytes), 0, "Largest input record value accepted; larger ones are dead-lettered."},
+     OFF(max_message_bytes), 0,
+     "Largest input record value accepted; larger ones are dead-lettered."},
     {"rules.ticket_surge.window_days", C_UINT, "7", 1, 90, OFF(proc.surge_window_days), 0,
      "TICKET_SURGE: event-time days counted, ending with the evaluated day."},
     {"rules.ticket_surge.threshold", C_UINT, "20", 1, 1000000000, OFF(proc.surge_threshold), 0,
@@ -114,8 +115,10 @@ static int set_value(struct pp_app_conf *conf, const struct ckey *k, const char 
     case C_STR: {
         size_t n = strlen(value);
         if (n == 0 || n >= k->size) {
-            snprintf(errstr, errstr_size, "%s:%d: key '%s': expected a non-empty string of at "
-                     "most %zu bytes", file, line, k->key, k->size - 1);
+            snprintf(errstr, errstr_size,
+                     "%s:%d: key '%s': expected a non-empty string of at "
+                     "most %zu bytes",
+                     file, line, k->key, k->size - 1);
             return -1;
         }
         memcpy(base + k->off, value, n + 1);
@@ -127,8 +130,9 @@ static int set_value(struct pp_app_conf *conf, const struct ckey *k, const char 
         unsigned long long v = strtoull(value, &end, 10);
         if (end == value || *end != '\0' || errno != 0 || value[0] == '-' || v < k->min ||
             v > k->max) {
-            snprintf(errstr, errstr_size, "%s:%d: key '%s': '%s' is not an integer in [%" PRIu64
-                     ", %" PRIu64 "]", file, line, k->key, value, k->min, k->max);
+            snprintf(errstr, errstr_size,
+                     "%s:%d: key '%s': '%s' is not an integer in [%" PRIu64 ", %" PRIu64 "]", file,
+                     line, k->key, value, k->min, k->max);
             return -1;
         }
         if (k->off == OFF(max_message_bytes) || k->off == OFF(log_level)) {
@@ -145,9 +149,10 @@ static int set_value(struct pp_app_conf *conf, const struct ckey *k, const char 
         int64_t ms;
         if (pp_parse_duration_ms(value, &ms) != 0 || (uint64_t)ms < k->min ||
             (uint64_t)ms > k->max) {
-            snprintf(errstr, errstr_size, "%s:%d: key '%s': '%s' is not a duration like 30s, "
-                     "15m, 24h or 7d within [%" PRIu64 "ms, %" PRIu64 "ms]", file, line, k->key,
-                     value, k->min, k->max);
+            snprintf(errstr, errstr_size,
+                     "%s:%d: key '%s': '%s' is not a duration like 30s, "
+                     "15m, 24h or 7d within [%" PRIu64 "ms, %" PRIu64 "ms]",
+                     file, line, k->key, value, k->min, k->max);
             return -1;
         }
         memcpy(base + k->off, &ms, sizeof(ms));
@@ -156,8 +161,10 @@ static int set_value(struct pp_app_conf *conf, const struct ckey *k, const char 
     case C_LOGLEVEL: {
         int lvl = pp_log_level_from_name(value);
         if (lvl < 0) {
-            snprintf(errstr, errstr_size, "%s:%d: key '%s': '%s' is not one of error, warn, "
-                     "info, debug", file, line, k->key, value);
+            snprintf(errstr, errstr_size,
+                     "%s:%d: key '%s': '%s' is not one of error, warn, "
+                     "info, debug",
+                     file, line, k->key, value);
             return -1;
         }
         uint64_t u = (uint64_t)lvl;
@@ -191,8 +198,7 @@ int pp_app_conf_set(struct pp_app_conf *conf, const char *key, const char *value
             }
         }
         conf->kafka = pp_xrealloc(conf->kafka, (conf->kafka_n + 1) * sizeof(*conf->kafka));
-        conf->kafka[conf->kafka_n++] =
-            (struct pp_kv){pp_xstrdup(key + 6), pp_xstrdup(value), line};
+        conf->kafka[conf->kafka_n++] = (struct pp_kv){pp_xstrdup(key + 6), pp_xstrdup(value), line};
         return 0;
     }
     for (size_t i = 0; i < NKEYS; i++) {
@@ -200,8 +206,10 @@ int pp_app_conf_set(struct pp_app_conf *conf, const char *key, const char *value
             return set_value(conf, &keys[i], value, line, errstr, errstr_size);
         }
     }
-    snprintf(errstr, errstr_size, "%s:%d: key '%s': unknown key (see `partnerpulse "
-             "config-reference`)", file, line, key);
+    snprintf(errstr, errstr_size,
+             "%s:%d: key '%s': unknown key (see `partnerpulse "
+             "config-reference`)",
+             file, line, key);
     return -1;
 }
 
@@ -366,8 +374,10 @@ int pp_app_conf_load(struct pp_app_conf *conf, const char *path, char *errstr, s
         }
         case YAML_SEQUENCE_START_EVENT:
         case YAML_ALIAS_EVENT:
-            snprintf(errstr, errstr_size, "%s:%d: key '%s': lists and aliases are not supported "
-                     "in the configuration", path, line, have_key ? key : "?");
+            snprintf(errstr, errstr_size,
+                     "%s:%d: key '%s': lists and aliases are not supported "
+                     "in the configuration",
+                     path, line, have_key ? key : "?");
             yaml_event_delete(&ev);
             goto out;
         case YAML_STREAM_END_EVENT:

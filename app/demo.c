@@ -133,9 +133,12 @@ static void usage(FILE *out)
 int pp_app_demo(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"duration", required_argument, 0, 'd'}, {"days", required_argument, 0, 'n'},
-        {"seed", required_argument, 0, 's'},     {"day-ms", required_argument, 0, 'm'},
-        {"quiet", no_argument, 0, 'q'},          {"help", no_argument, 0, 'h'},
+        {"duration", required_argument, 0, 'd'},
+        {"days", required_argument, 0, 'n'},
+        {"seed", required_argument, 0, 's'},
+        {"day-ms", required_argument, 0, 'm'},
+        {"quiet", no_argument, 0, 'q'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     double duration = 0;
@@ -221,9 +224,8 @@ int pp_app_demo(int argc, char **argv)
         goto out;
     }
 
-    struct pp_scenario_conf sc = {.seed = seed,
-                                  .start_day = pp_day_from_civil(2025, 7, 1),
-                                  .days = (int32_t)days};
+    struct pp_scenario_conf sc = {
+        .seed = seed, .start_day = pp_day_from_civil(2025, 7, 1), .days = (int32_t)days};
     pp_scenario_skeleton(&sc, collect, &d);
 
     cat = pp_schema_catalog_new(errstr, sizeof(errstr));

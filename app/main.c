@@ -64,8 +64,10 @@ static int load_config(struct pp_app_conf *conf, const char *path)
         has_bootstrap |= strcmp(conf->kafka[i].key, "bootstrap.servers") == 0;
     }
     if (!has_bootstrap) {
-        fprintf(stderr, "partnerpulse: configuration error: %s: key 'kafka.bootstrap.servers' "
-                        "is required\n", path);
+        fprintf(stderr,
+                "partnerpulse: configuration error: %s: key 'kafka.bootstrap.servers' "
+                "is required\n",
+                path);
         return -1;
     }
     return 0;
@@ -147,8 +149,8 @@ static int cmd_run(int argc, char **argv)
         rc = 2;
         goto out;
     }
-    pp_log(PP_LOG_INFO, "msg=\"started\" version=%s application_id=%s librdkafka=%s",
-           PP_VERSION, conf.application_id, rd_kafka_version_str());
+    pp_log(PP_LOG_INFO, "msg=\"started\" version=%s application_id=%s librdkafka=%s", PP_VERSION,
+           conf.application_id, rd_kafka_version_str());
     if (duration > 0) {
         struct timeval tv = {(time_t)duration, (suseconds_t)((duration - (time_t)duration) * 1e6)};
         event_base_loopexit(base, &tv);

@@ -55,11 +55,11 @@ static void fail(struct pp_pipeline *pl)
 
 static void rdkafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-    enum pp_log_level l = level <= 3 ? PP_LOG_ERROR : level <= 4 ? PP_LOG_WARN
-                                                   : level <= 6 ? PP_LOG_INFO
-                                                                : PP_LOG_DEBUG;
-    pp_log(l, "component=librdkafka client=%s facility=%s msg=\"%s\"", rd_kafka_name(rk), fac,
-           buf);
+    enum pp_log_level l = level <= 3   ? PP_LOG_ERROR
+                          : level <= 4 ? PP_LOG_WARN
+                          : level <= 6 ? PP_LOG_INFO
+                                       : PP_LOG_DEBUG;
+    pp_log(l, "component=librdkafka client=%s facility=%s msg=\"%s\"", rd_kafka_name(rk), fac, buf);
 }
 
 static int kset(rd_kafka_conf_t *kc, const char *k, const char *v, char *errstr, size_t sz)
@@ -76,8 +76,7 @@ rd_kafka_conf_t *pp_app_kafka_conf(const struct pp_app_conf *conf, int consumer,
         rc = rc || kset(kc, "group.id", conf->application_id, errstr, errstr_size) ||
              kset(kc, "auto.offset.reset", "earliest", errstr, errstr_size) ||
              kset(kc, "enable.auto.offset.store", "false", errstr, errstr_size) ||
-             kset(kc, "partition.assignment.strategy", "cooperative-sticky", errstr,
-                  errstr_size);
+             kset(kc, "partition.assignment.strategy", "cooperative-sticky", errstr, errstr_size);
     }
     else {
         rc = rc || kset(kc, "enable.idempotence", "true", errstr, errstr_size) ||
@@ -105,13 +104,12 @@ static void on_alert(const struct pp_alert *alert, void *opaque)
     char err[256];
     pl->alerts_emitted++;
     pp_log(PP_LOG_INFO, "msg=\"alert transition\" rule=%s partner=%s status=%s alert_id=%s",
-           alert->rule_id, alert->partner_id, pp_alert_status_name(alert->status),
-           alert->alert_id);
+           alert->rule_id, alert->partner_id, pp_alert_status_name(alert->status), alert->alert_id);
     if (pp_producer_send_alert(pl->producer, alert, err, sizeof(err)) != 0) {
         /* Losing an alert silently is worse than stopping: exit non-zero so
          * the orchestrator restarts us from the last committed offsets. */
-        pp_log(PP_LOG_ERROR, "msg=\"cannot queue alert\" alert_id=%s error=\"%s\"",
-               alert->alert_id, err);
+        pp_log(PP_LOG_ERROR, "msg=\"cannot queue alert\" alert_id=%s error=\"%s\"", alert->alert_id,
+               err);
         fail(pl);
     }
 }
@@ -131,8 +129,10 @@ static void dead_letter(struct pp_pipeline *pl, const rd_kafka_message_t *rkm, c
         .partition = rkm->partition,
         .offset = rkm->offset,
     };
-    pp_log(PP_LOG_WARN, "msg=\"record dead-lettered\" reason=%s topic=%s partition=%d offset=%lld "
-           "detail=\"%s\"", reason, dl.topic, (int)rkm->partition, (long long)rkm->offset, detail);
+    pp_log(PP_LOG_WARN,
+           "msg=\"record dead-lettered\" reason=%s topic=%s partition=%d offset=%lld "
+           "detail=\"%s\"",
+           reason, dl.topic, (int)rkm->partition, (long long)rkm->offset, detail);
     if (pp_producer_send_dead_letter(pl->producer, &dl, err, sizeof(err)) != 0) {
         pp_log(PP_LOG_ERROR, "msg=\"cannot queue dead letter\" error=\"%s\"", err);
         fail(pl);
@@ -183,8 +183,10 @@ static enum pp_consumer_verdict on_event(const struct pp_event *ev, const rd_kaf
         h->partition = rkm->partition;
         h->event_ms = ev->occurred_at_ms;
         pl->holds++;
-        pp_log(PP_LOG_DEBUG, "msg=\"partition ahead in event time, paused\" topic=%s "
-               "partition=%d offset=%lld", topic, (int)rkm->partition, (long long)rkm->offset);
+        pp_log(PP_LOG_DEBUG,
+               "msg=\"partition ahead in event time, paused\" topic=%s "
+               "partition=%d offset=%lld",
+               topic, (int)rkm->partition, (long long)rkm->offset);
         return PP_CONSUMER_HOLD;
     }
     char key[300];
@@ -245,12 +247,13 @@ static void on_reject(const rd_kafka_message_t *rkm, enum pp_decode_err err, con
     dead_letter(opaque, rkm, pp_decode_reason(err), detail);
 }
 
-static void on_consumer_error(rd_kafka_resp_err_t err, const char *reason, int fatal,
-                              void *opaque)
+static void on_consumer_error(rd_kafka_resp_err_t err, const char *reason, int fatal, void *opaque)
 {
     struct pp_pipeline *pl = opaque;
-    pp_log(fatal ? PP_LOG_ERROR : PP_LOG_WARN, "msg=\"consumer error\" error=%s fatal=%d "
-           "detail=\"%s\"", rd_kafka_err2name(err), fatal, reason);
+    pp_log(fatal ? PP_LOG_ERROR : PP_LOG_WARN,
+           "msg=\"consumer error\" error=%s fatal=%d "
+           "detail=\"%s\"",
+           rd_kafka_err2name(err), fatal, reason);
     if (fatal) {
         fail(pl);
     }

@@ -26,8 +26,7 @@
  * pp_consumer_hold() (the record will be delivered again after resume). */
 enum pp_consumer_verdict { PP_CONSUMER_DONE = 0, PP_CONSUMER_HOLD = 1 };
 typedef enum pp_consumer_verdict(pp_consumer_event_cb)(const struct pp_event *ev,
-                                                       const rd_kafka_message_t *rkm,
-                                                       void *opaque);
+                                                       const rd_kafka_message_t *rkm, void *opaque);
 typedef void(pp_consumer_reject_cb)(const rd_kafka_message_t *rkm, enum pp_decode_err err,
                                     const char *detail, void *opaque);
 /* A partition was assigned (assigned = 1) or revoked/lost (0). */
@@ -61,8 +60,7 @@ struct pp_consumer_stats {
 struct pp_consumer;
 
 /* Creates the consumer and subscribes. NULL with errstr filled on error. */
-struct pp_consumer *pp_consumer_new(struct pp_consumer_conf *cc, char *errstr,
-                                    size_t errstr_size);
+struct pp_consumer *pp_consumer_new(struct pp_consumer_conf *cc, char *errstr, size_t errstr_size);
 
 /* Pauses rkm's partition and rewinds it to rkm, so that rkm is delivered
  * again after pp_consumer_resume(). Used to keep partitions aligned in event

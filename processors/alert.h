@@ -14,9 +14,9 @@
 
 #include "event.h"
 
-#define PP_ALERT_ID_MAX 224
+#define PP_ALERT_ID_MAX   224
 #define PP_ALERT_TEXT_MAX 512
-#define PP_MODEL_VERSION "cpi-1.0.0"
+#define PP_MODEL_VERSION  "cpi-1.0.0"
 
 enum pp_alert_status {
     PP_ALERT_PENDING = 0,

@@ -66,7 +66,7 @@ struct pp_deal {
     bool has_start_date;
     int32_t start_date;
     int32_t term_months;
-    int32_t seats; /* a delta for add-ons */
+    int32_t seats;  /* a delta for add-ons */
     int64_t amount; /* minor units */
     bool has_list_amount;
     int64_t list_amount;

@@ -62,9 +62,9 @@ struct cast {
 };
 
 static const struct cast skeleton_cast[] = {
-    {"P-CALM", "C-CM1", 120, false},  {"P-CALM", "C-CM2", 200, false},
-    {"P-CALM", "C-CM3", 80, false},   {"P-SURGE", "C-SG1", 150, true},
-    {"P-SURGE", "C-SG2", 250, true},  {"P-SURGE", "C-SG3", 100, true},
+    {"P-CALM", "C-CM1", 120, false}, {"P-CALM", "C-CM2", 200, false},
+    {"P-CALM", "C-CM3", 80, false},  {"P-SURGE", "C-SG1", 150, true},
+    {"P-SURGE", "C-SG2", 250, true}, {"P-SURGE", "C-SG3", 100, true},
 };
 #define CAST_N (sizeof(skeleton_cast) / sizeof(skeleton_cast[0]))
 
@@ -114,8 +114,7 @@ int pp_scenario_skeleton(const struct pp_scenario_conf *conf, pp_event_sink *sin
             for (uint32_t t = 0; t < n; t++) {
                 base_event(&g, &ev, PP_EV_SUPPORT, day, minute++);
                 struct pp_support *s = &ev.u.support;
-                snprintf(s->ticket_id, sizeof(s->ticket_id), "T-%llu",
-                         (unsigned long long)g.seq);
+                snprintf(s->ticket_id, sizeof(s->ticket_id), "T-%llu", (unsigned long long)g.seq);
                 snprintf(s->customer_id, sizeof(s->customer_id), "%s", c->customer);
                 s->has_product_id = true;
                 snprintf(s->product_id, sizeof(s->product_id), "%s", "ACME-SUITE");

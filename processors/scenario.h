@@ -35,7 +35,7 @@ struct pp_rng {
 };
 void pp_rng_seed(struct pp_rng *rng, uint64_t seed);
 uint64_t pp_rng_next(struct pp_rng *rng);
-double pp_rng_uniform(struct pp_rng *rng);          /* [0, 1) */
+double pp_rng_uniform(struct pp_rng *rng);                /* [0, 1) */
 uint32_t pp_rng_poisson(struct pp_rng *rng, double mean); /* Knuth; mean < ~30 */
 
 #endif

@@ -23,22 +23,36 @@ enum fkind { F_STR, F_INT, F_LONG, F_DOUBLE, F_BOOL, F_ENUM };
 struct fdesc {
     const char *name;
     enum fkind kind;
-    size_t off;      /* offset in struct pp_event */
-    size_t size;     /* F_STR: capacity of the char array */
-    size_t has_off;  /* optional fields: offset of the presence flag */
-    bool optional;   /* ["null", T] union, null first */
-    bool required;   /* F_STR: must not be empty */
+    size_t off;     /* offset in struct pp_event */
+    size_t size;    /* F_STR: capacity of the char array */
+    size_t has_off; /* optional fields: offset of the presence flag */
+    bool optional;  /* ["null", T] union, null first */
+    bool required;  /* F_STR: must not be empty */
     int (*from_name)(const char *);
     const char *(*to_name)(int);
 };
 
 #define EV(m) offsetof(struct pp_event, m)
-#define STR(n, m, req) {n, F_STR, EV(m), sizeof(((struct pp_event *)0)->m), 0, false, req, 0, 0}
+#define STR(n, m, req)                                                                             \
+    {                                                                                              \
+        n, F_STR, EV(m), sizeof(((struct pp_event *)0)->m), 0, false, req, 0, 0                    \
+    }
 #define OSTR(n, m, h)                                                                              \
-    {n, F_STR, EV(m), sizeof(((struct pp_event *)0)->m), EV(h), true, false, 0, 0}
-#define NUM(n, k, m) {n, k, EV(m), 0, 0, false, false, 0, 0}
-#define ONUM(n, k, m, h) {n, k, EV(m), 0, EV(h), true, false, 0, 0}
-#define ENUM(n, m, from, to) {n, F_ENUM, EV(m), 0, 0, false, false, from, to}
+    {                                                                                              \
+        n, F_STR, EV(m), sizeof(((struct pp_event *)0)->m), EV(h), true, false, 0, 0               \
+    }
+#define NUM(n, k, m)                                                                               \
+    {                                                                                              \
+        n, k, EV(m), 0, 0, false, false, 0, 0                                                      \
+    }
+#define ONUM(n, k, m, h)                                                                           \
+    {                                                                                              \
+        n, k, EV(m), 0, EV(h), true, false, 0, 0                                                   \
+    }
+#define ENUM(n, m, from, to)                                                                       \
+    {                                                                                              \
+        n, F_ENUM, EV(m), 0, 0, false, false, from, to                                             \
+    }
 
 static const char *deal_event_name(int v)
 {
@@ -114,7 +128,7 @@ static const struct table tables[] = {
     {PP_EV_CONSUMPTION, PP_SCHEMA_CONSUMPTION, consumption_fields, NFIELDS(consumption_fields)},
     {PP_EV_SUPPORT, PP_SCHEMA_SUPPORT, support_fields, NFIELDS(support_fields)},
 };
-#define NTABLES NFIELDS(tables)
+#define NTABLES    NFIELDS(tables)
 #define MAX_FIELDS 24
 
 struct bound_table {
@@ -136,8 +150,8 @@ struct pp_codec {
 const char *pp_decode_reason(enum pp_decode_err err)
 {
     static const char *const names[PP_DECODE__COUNT] = {
-        "ok",          "too_short", "bad_magic", "too_large",
-        "unknown_schema_id", "not_an_event", "malformed_avro", "invalid_value",
+        "ok",           "too_short",      "bad_magic",     "too_large", "unknown_schema_id",
+        "not_an_event", "malformed_avro", "invalid_value",
     };
     return (unsigned)err < PP_DECODE__COUNT ? names[err] : "unknown";
 }
@@ -168,7 +182,8 @@ struct pp_codec *pp_codec_new(struct pp_schema_catalog *cat, const struct pp_cod
             return NULL;
         }
         for (size_t f = 0; f < b->t->n; f++) {
-            b->index[f] = avro_schema_record_field_get_index(b->entry->schema, b->t->fields[f].name);
+            b->index[f] =
+                avro_schema_record_field_get_index(b->entry->schema, b->t->fields[f].name);
             if (b->index[f] < 0) {
                 pp_codec_destroy(codec);
                 return NULL;
@@ -299,8 +314,8 @@ static bool walk_value(struct walk *w, avro_schema_t s, int depth, const char *n
     case AVRO_STRING:
     case AVRO_BYTES:
         if (!read_varlong(w, &n) || n < 0 || n > w->end - w->p) {
-            WALK_FAIL("%s: length %lld does not fit the %lld remaining bytes", name,
-                      (long long)n, (long long)(w->end - w->p));
+            WALK_FAIL("%s: length %lld does not fit the %lld remaining bytes", name, (long long)n,
+                      (long long)(w->end - w->p));
         }
         w->p += n;
         return true;
@@ -359,7 +374,7 @@ static bool walk_value(struct walk *w, avro_schema_t s, int depth, const char *n
                     w->p += klen;
                 }
                 avro_schema_t item = avro_typeof(s) == AVRO_MAP ? avro_schema_map_values(s)
-                                                                 : avro_schema_array_items(s);
+                                                                : avro_schema_array_items(s);
                 if (!walk_value(w, item, depth + 1, name)) {
                     return false;
                 }
@@ -761,8 +776,8 @@ const void *pp_codec_encode_alert(struct pp_codec *codec, const struct pp_alert 
              set_str(rec, "model_version", PP_MODEL_VERSION) ||
              set_enum(rec, "status", pp_alert_status_name(a->status)) ||
              set_enum(rec, "severity", pp_severity_name(a->severity)) ||
-             set_enum(rec, "scope", pp_scope_name(a->scope)) ||
-             set_str(rec, "tenant", a->tenant) || set_str(rec, "partner_id", a->partner_id) ||
+             set_enum(rec, "scope", pp_scope_name(a->scope)) || set_str(rec, "tenant", a->tenant) ||
+             set_str(rec, "partner_id", a->partner_id) ||
              set_opt_str(rec, "customer_id", a->customer_id) ||
              set_long(rec, "first_seen_at", pp_day_to_ms(a->first_seen_day)) ||
              set_long(rec, "fired_at", pp_day_to_ms(a->fired_day)) ||
@@ -770,8 +785,7 @@ const void *pp_codec_encode_alert(struct pp_codec *codec, const struct pp_alert 
              set_int(rec, "reopen_count", a->reopen_count) ||
              set_opt_str(rec, "parent_alert_id", NULL) || set_double(rec, "value", a->value) ||
              set_double(rec, "threshold", a->threshold) ||
-             set_int(rec, "window_days", a->window_days) ||
-             set_str(rec, "summary", a->summary) ||
+             set_int(rec, "window_days", a->window_days) || set_str(rec, "summary", a->summary) ||
              set_str(rec, "details_json", details_json ? details_json : "{}");
     if (rc != 0) {
         snprintf(errstr, errstr_size, "alert: %s", avro_strerror());
