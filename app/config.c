@@ -17,9 +17,10 @@
 #include <yaml.h>
 
 #include "log.h"
+#include "model_keys.h"
 #include "palloc.h"
 
-enum ctype { C_STR, C_UINT, C_DURATION, C_LOGLEVEL };
+enum ctype { C_STR, C_UINT, C_DURATION, C_LOGLEVEL, C_OPTSTR, C_ENGINE };
 
 struct ckey {
     const char *key;
@@ -61,11 +62,53 @@ static const struct ckey keys[] = {
     {"processing.max_message_bytes", C_UINT, "1048576", 64, 64 * UINT64_C(1048576),
      OFF(max_message_bytes), 0,
      "Largest input record value accepted; larger ones are dead-lettered."},
+    {"processing.max_string_bytes", C_UINT, "65536", 16, 64 * UINT64_C(1048576),
+     OFF(max_string_bytes), 0,
+     "Longest string or bytes value accepted in an input record, in fields partnerpulse reads "
+     "and in those it skips; a longer one dead-letters the record as too_large."},
+    {"processing.max_items", C_UINT, "100000", 1, 100000000, OFF(max_items), 0,
+     "Most array and map items accepted in one input record (all collections together); more "
+     "dead-letters the record as too_large."},
+    {"registry.url", C_OPTSTR, "", 0, 0, OFF(registry_url), SZ(registry_url),
+     "Confluent-compatible Schema Registry, e.g. http://registry:8081. Empty: the local catalog "
+     "(ids 1-4 compiled from schemas/*.avsc). With a registry, writer schemas are fetched by id "
+     "(GET /schemas/ids/{id}, once per id) and the alert schema is registered (docs/schemas.md)."},
+    {"registry.basic_auth_user", C_OPTSTR, "", 0, 0, OFF(registry_user), SZ(registry_user),
+     "User for HTTP basic authentication with the registry; empty = none."},
+    {"registry.basic_auth_password", C_OPTSTR, "", 0, 0, OFF(registry_password),
+     SZ(registry_password),
+     "Password for basic authentication; use ${VAR} to read it from the environment."},
+    {"registry.ca_location", C_OPTSTR, "", 0, 0, OFF(registry_ca_location),
+     SZ(registry_ca_location),
+     "CA certificate bundle (PEM file) to verify an https registry; empty = the system's."},
+    {"registry.timeout", C_DURATION, "2s", 100, 60 * UINT64_C(1000), OFF(registry_timeout_ms), 0,
+     "Bound of one registry request (connect included). The first record with an unseen schema "
+     "id waits for it on the event loop; when the registry is down its partition is paused and "
+     "retried with backoff, nothing is dropped."},
+    {"registry.alert_subject", C_OPTSTR, "", 0, 0, OFF(registry_alert_subject),
+     SZ(registry_alert_subject),
+     "Subject under which the alert schema is registered; empty = TopicNameStrategy, "
+     "`<topics.alerts>-value`."},
     {"rules.ticket_surge.window_days", C_UINT, "7", 1, 90, OFF(proc.surge_window_days), 0,
      "TICKET_SURGE: event-time days counted, ending with the evaluated day."},
     {"rules.ticket_surge.threshold", C_UINT, "20", 1, 1000000000, OFF(proc.surge_threshold), 0,
      "TICKET_SURGE: tickets opened by a partner's customers in the window at which it fires."},
     {"log.level", C_LOGLEVEL, "info", 0, 0, OFF(log_level), 0, "error, warn, info or debug."},
+    {"rules.engine", C_ENGINE, "model", 0, 0, OFF(engine), 0,
+     "model: the health and pressure model of MODEL.md (CUSTOMER_PRESSURE, PARTNER_PRESSURE, "
+     "STUFFING_PATTERN; tuned with the model.* keys); ticket_surge: the walking skeleton's "
+     "single TICKET_SURGE rule (rules.ticket_surge.*), kept for tests and demos."},
+    {"http.listen", C_STR, "127.0.0.1:8080", 0, 0, OFF(http_listen), SZ(http_listen),
+     "HOST:PORT of the HTTP API, metrics, probes and dashboard (docs/http-api.md). Port 0 "
+     "picks a free port (logged). Bind 0.0.0.0 only behind a token or a trusted network."},
+    {"http.token", C_OPTSTR, "", 0, 0, OFF(http_token), SZ(http_token),
+     "Bearer token required on every HTTP endpoint except /healthz and /readyz; empty = none. "
+     "Use ${VAR} to read it from the environment."},
+    {"http.max_body_bytes", C_UINT, "65536", 0, 16 * UINT64_C(1048576), OFF(http_max_body_bytes), 0,
+     "Largest HTTP request body accepted (413 above)."},
+    {"http.timeout", C_DURATION, "30s", 1000, 3600 * UINT64_C(1000), OFF(http_timeout_ms), 0,
+     "An HTTP connection idle or stalled this long is closed (the event stream sends "
+     "heartbeats, so it stays open)."},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -112,9 +155,10 @@ static int set_value(struct pp_app_conf *conf, const struct ckey *k, const char 
     char *base = (char *)conf;
     const char *file = conf->path[0] ? conf->path : "(defaults)";
     switch (k->type) {
-    case C_STR: {
+    case C_STR:
+    case C_OPTSTR: {
         size_t n = strlen(value);
-        if (n == 0 || n >= k->size) {
+        if ((n == 0 && k->type == C_STR) || n >= k->size) {
             snprintf(errstr, errstr_size,
                      "%s:%d: key '%s': expected a non-empty string of at "
                      "most %zu bytes",
@@ -158,6 +202,22 @@ static int set_value(struct pp_app_conf *conf, const struct ckey *k, const char 
         memcpy(base + k->off, &ms, sizeof(ms));
         return 0;
     }
+    case C_ENGINE: {
+        uint64_t u;
+        if (strcmp(value, "model") == 0) {
+            u = 0;
+        }
+        else if (strcmp(value, "ticket_surge") == 0) {
+            u = 1;
+        }
+        else {
+            snprintf(errstr, errstr_size, "%s:%d: key '%s': '%s' is not one of model, ticket_surge",
+                     file, line, k->key, value);
+            return -1;
+        }
+        memcpy(base + k->off, &u, sizeof(u));
+        return 0;
+    }
     case C_LOGLEVEL: {
         int lvl = pp_log_level_from_name(value);
         if (lvl < 0) {
@@ -175,10 +235,80 @@ static int set_value(struct pp_app_conf *conf, const struct ckey *k, const char 
     return -1;
 }
 
+/* A `model.*` key: a field of struct pp_model_conf. Ranges and consistency
+ * are checked as a whole by pp_model_conf_validate() after loading. */
+static int set_model_key(struct pp_app_conf *conf, const char *key, const char *value,
+                         const char *file, int line, char *errstr, size_t errstr_size)
+{
+    const struct pp_model_key *k = pp_model_keys;
+    while (k->key && strcmp(k->key, key) != 0) {
+        k++;
+    }
+    if (k->key == NULL) {
+        snprintf(errstr, errstr_size,
+                 "%s:%d: key '%s': unknown key (see `partnerpulse config-reference`)", file, line,
+                 key);
+        return -1;
+    }
+    char *base = (char *)&conf->model + k->off;
+    char *end;
+    errno = 0;
+    switch (k->type) {
+    case MK_DOUBLE: {
+        double v = strtod(value, &end);
+        if (end == value || *end != '\0' || errno != 0 || !isfinite(v)) {
+            break;
+        }
+        memcpy(base, &v, sizeof(v));
+        return 0;
+    }
+    case MK_U32:
+    case MK_I32: {
+        long long v = strtoll(value, &end, 10);
+        if (end == value || *end != '\0' || errno != 0 ||
+            (k->type == MK_U32 ? (v < 0 || v > (long long)UINT32_MAX)
+                               : (v < INT32_MIN || v > INT32_MAX))) {
+            break;
+        }
+        if (k->type == MK_U32) {
+            uint32_t u = (uint32_t)v;
+            memcpy(base, &u, sizeof(u));
+        }
+        else {
+            int32_t i = (int32_t)v;
+            memcpy(base, &i, sizeof(i));
+        }
+        return 0;
+    }
+    case MK_BOOL: {
+        bool b;
+        if (strcmp(value, "true") == 0) {
+            b = true;
+        }
+        else if (strcmp(value, "false") == 0) {
+            b = false;
+        }
+        else {
+            break;
+        }
+        memcpy(base, &b, sizeof(b));
+        return 0;
+    }
+    }
+    static const char *const what[] = {"a number", "a non-negative integer", "an integer",
+                                       "true or false"};
+    snprintf(errstr, errstr_size, "%s:%d: key '%s': '%s' is not %s", file, line, key, value,
+             what[k->type]);
+    return -1;
+}
+
 int pp_app_conf_set(struct pp_app_conf *conf, const char *key, const char *value, int line,
                     char *errstr, size_t errstr_size)
 {
     const char *file = conf->path[0] ? conf->path : "(command line)";
+    if (strncmp(key, "model.", 6) == 0) {
+        return set_model_key(conf, key, value, file, line, errstr, errstr_size);
+    }
     if (strncmp(key, "kafka.", 6) == 0 && key[6] != '\0') {
         /* Validated by librdkafka itself, so its own message names the problem. */
         rd_kafka_conf_t *scratch = rd_kafka_conf_new();
@@ -217,6 +347,7 @@ void pp_app_conf_defaults(struct pp_app_conf *conf)
 {
     memset(conf, 0, sizeof(*conf));
     pp_proc_conf_defaults(&conf->proc);
+    pp_model_conf_defaults(&conf->model);
     char err[256];
     for (size_t i = 0; i < NKEYS; i++) {
         int rc = set_value(conf, &keys[i], keys[i].def, 0, err, sizeof(err));
@@ -238,7 +369,7 @@ void pp_app_conf_free(struct pp_app_conf *conf)
     conf->kafka_n = 0;
 }
 
-/* Replaces ${VAR} with the environment's value. */
+/* Replaces ${VAR} (or ${VAR:-default}) with the environment's value. */
 static int expand_env(const char *in, char *out, size_t out_size, char *missing, size_t msize)
 {
     size_t o = 0;
@@ -257,7 +388,16 @@ static int expand_env(const char *in, char *out, size_t out_size, char *missing,
             }
             memcpy(name, p + 2, n);
             name[n] = '\0';
+            /* ${VAR:-default}: the default when VAR is unset or empty. */
+            char *dflt = strstr(name, ":-");
+            if (dflt) {
+                *dflt = '\0';
+                dflt += 2;
+            }
             const char *v = getenv(name);
+            if ((v == NULL || v[0] == '\0') && dflt) {
+                v = dflt;
+            }
             if (v == NULL) {
                 snprintf(missing, msize, "environment variable %s is not set", name);
                 return -1;
@@ -388,6 +528,15 @@ int pp_app_conf_load(struct pp_app_conf *conf, const char *path, char *errstr, s
         }
         yaml_event_delete(&ev);
     }
+    /* The model's keys are checked together: windows against ring sizes,
+     * good/bad points apart, weights positive (pp_model_conf_validate). */
+    struct pp_model_conf mc = conf->model;
+    mc.allowed_lateness_ms = conf->proc.allowed_lateness_ms;
+    char why[256];
+    if (pp_model_conf_validate(&mc, why, sizeof(why)) != 0) {
+        snprintf(errstr, errstr_size, "%s: model keys: %s", path, why);
+        goto out;
+    }
     rc = 0;
 out:
     yaml_parser_delete(&parser);
@@ -412,7 +561,8 @@ void pp_app_conf_reference(FILE *out)
                  "app/config.c. Keys are dotted paths into the YAML file. `${VAR}` in a value "
                  "is replaced by the environment variable VAR.\n\n"
                  "| key | type | default | range | description |\n|---|---|---|---|---|\n");
-    static const char *const tnames[] = {"string", "integer", "duration", "log level"};
+    static const char *const tnames[] = {"string",    "integer", "duration",
+                                         "log level", "string",  "engine"};
     for (size_t i = 0; i < NKEYS; i++) {
         const struct ckey *k = &keys[i];
         fprintf(out, "| `%s` | %s | `%s` | ", k->key, tnames[k->type], k->def);
@@ -430,4 +580,40 @@ void pp_app_conf_reference(FILE *out)
                  "the producer), e.g. `kafka.bootstrap.servers`, `kafka.security.protocol`, "
                  "`kafka.sasl.password: ${KAFKA_PASSWORD}`. Checked by librdkafka at load "
                  "time. |\n");
+
+    /* The model's keys, with the model's own defaults. */
+    struct pp_model_conf d;
+    pp_model_conf_defaults(&d);
+    fprintf(out, "\n## Model keys (`rules.engine: model`)\n\n"
+                 "One per parameter of MODEL.md; docs/model.md explains them. Ranges and "
+                 "consistency are checked together when the file is loaded.\n\n"
+                 "| key | type | default | description |\n|---|---|---|---|\n");
+    static const char *const mnames[] = {"number", "integer", "integer", "boolean"};
+    for (const struct pp_model_key *k = pp_model_keys; k->key; k++) {
+        const char *p = (const char *)&d + k->off;
+        char def[64];
+        if (k->type == MK_DOUBLE) {
+            double v;
+            memcpy(&v, p, sizeof(v));
+            snprintf(def, sizeof(def), "%g", v);
+        }
+        else if (k->type == MK_U32) {
+            uint32_t v;
+            memcpy(&v, p, sizeof(v));
+            snprintf(def, sizeof(def), "%u", v);
+        }
+        else if (k->type == MK_I32) {
+            int32_t v;
+            memcpy(&v, p, sizeof(v));
+            snprintf(def, sizeof(def), "%d", v);
+        }
+        else {
+            bool v;
+            memcpy(&v, p, sizeof(v));
+            snprintf(def, sizeof(def), "%s", v ? "true" : "false");
+        }
+        fprintf(out, "| `%s` | %s | `%s` | ", k->key, mnames[k->type], def);
+        print_md(out, k->desc);
+        fprintf(out, " |\n");
+    }
 }

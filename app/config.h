@@ -7,7 +7,8 @@
  * Nested YAML mappings flatten to dotted keys (`topics: {alerts: x}` is
  * `topics.alerts`). Every `kafka.*` key is handed to librdkafka untouched, so
  * TLS, SASL and client tuning work as Kafka users expect. `${VAR}` in a value
- * is replaced by the environment variable VAR (for secrets). Unknown keys,
+ * is replaced by the environment variable VAR (for secrets); `${VAR:-text}`
+ * falls back to text when VAR is unset or empty. Unknown keys,
  * wrong types and out-of-range values are errors naming file, line and key.
  */
 #ifndef PP_APP_CONFIG_H
@@ -17,6 +18,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "model.h"
 #include "proc.h"
 
 #define PP_CONF_STR_MAX 256
@@ -35,10 +37,25 @@ struct pp_app_conf {
     char topic_support[PP_CONF_STR_MAX];
     char topic_alerts[PP_CONF_STR_MAX];
     char topic_dlq[PP_CONF_STR_MAX];
-    struct pp_proc_conf proc;
+    struct pp_proc_conf proc;   /* the TICKET_SURGE engine (tenant, lateness live here) */
+    struct pp_model_conf model; /* the MODEL.md engine: every `model.*` key */
+    uint64_t engine;            /* enum pp_engine_kind (engine.h) */
     uint64_t max_message_bytes;
+    uint32_t max_string_bytes; /* processing.max_string_bytes */
+    uint32_t max_items;        /* processing.max_items */
+    /* Schema Registry; registry_url "" = the local schema catalog. */
+    char registry_url[PP_CONF_STR_MAX];
+    char registry_user[PP_CONF_STR_MAX];
+    char registry_password[PP_CONF_STR_MAX];
+    char registry_ca_location[PP_CONF_STR_MAX];
+    int64_t registry_timeout_ms;
+    char registry_alert_subject[PP_CONF_STR_MAX]; /* "" = <topics.alerts>-value */
     int64_t idle_timeout_ms;
-    uint64_t log_level; /* enum pp_log_level */
+    uint64_t log_level;                /* enum pp_log_level */
+    char http_listen[PP_CONF_STR_MAX]; /* HOST:PORT of the HTTP API; port 0 = ephemeral */
+    char http_token[PP_CONF_STR_MAX];  /* bearer token; "" = no authentication */
+    uint32_t http_max_body_bytes;
+    int64_t http_timeout_ms;
     struct pp_kv *kafka;
     size_t kafka_n;
 };

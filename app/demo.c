@@ -20,11 +20,14 @@
 #include "catalog.h"
 #include "codec.h"
 #include "config.h"
+#include "http.h"
 #include "log.h"
 #include "palloc.h"
 #include "pipeline.h"
 #include "ptime.h"
+#include "engine.h"
 #include "scenario.h"
+#include "scenarios.h"
 
 struct demo {
     struct event_base *base;
@@ -105,8 +108,9 @@ static void print_alert(const struct pp_alert *a, rd_kafka_resp_err_t err, void 
     char day[11];
     pp_day_format(a->eval_day, day, sizeof(day));
     d->printed++;
-    printf("[%s] %-8s %-12s %-10s %s\n", day, pp_alert_status_name(a->status), a->rule_id,
-           a->partner_id, a->summary);
+    printf("[%s] %-8s %-8s %-17s %-11s %-7s %s\n", day, pp_alert_status_name(a->status),
+           pp_severity_name(a->severity), a->rule_id, a->partner_id,
+           a->customer_id[0] ? a->customer_id : "*", a->summary);
     fflush(stdout);
 }
 
@@ -117,16 +121,40 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(arg, NULL);
 }
 
+/* The host part of HOST:PORT for the printed URL ("[::1]" kept whole). */
+static const char *http_host(const char *listen)
+{
+    static char host[256];
+    const char *colon = strrchr(listen, ':');
+    size_t n = colon ? (size_t)(colon - listen) : strlen(listen);
+    if (n >= sizeof(host)) {
+        n = sizeof(host) - 1;
+    }
+    memcpy(host, listen, n);
+    host[n] = '\0';
+    if (strcmp(host, "0.0.0.0") == 0 || host[0] == '\0') {
+        return "127.0.0.1";
+    }
+    return host;
+}
+
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: partnerpulse demo [--duration SECONDS] [--days N] [--seed N] "
-                 "[--day-ms MS] [--quiet]\n"
+    fprintf(out, "usage: partnerpulse demo [--duration SECONDS] [--story model|skeleton] "
+                 "[--days N] [--seed N]\n"
+                 "                         [--day-ms MS] [--http ADDR] [--quiet]\n"
                  "  Runs the full pipeline against librdkafka's in-process mock cluster, fed by\n"
                  "  the scenario generator, and prints alert transitions as they fire.\n"
                  "  --duration S  stop after S seconds (default: run until Ctrl-C)\n"
-                 "  --days N      simulated days to generate (default 90)\n"
+                 "  --story S     model (default): MODEL.md's stories (Apex stuffs its quarter\n"
+                 "                ends, Meridian's customers drown in tickets, NorthPeak and\n"
+                 "                Orion stay healthy, ...) under the pressure model, with noise;\n"
+                 "                skeleton: the walking skeleton's ticket surge and TICKET_SURGE\n"
+                 "  --days N      simulated days to replay (default: the whole story)\n"
                  "  --seed N      generator seed (default 1)\n"
-                 "  --day-ms MS   wall-clock milliseconds per simulated day (default 100)\n"
+                 "  --day-ms MS   wall-clock milliseconds per simulated day (default 40)\n"
+                 "  --http ADDR   serve the dashboard and API on HOST:PORT (default\n"
+                 "                127.0.0.1:8080; port 0 picks a free port)\n"
                  "  --quiet       print only alerts and the final summary\n");
 }
 
@@ -135,19 +163,23 @@ int pp_app_demo(int argc, char **argv)
     static const struct option opts[] = {
         {"duration", required_argument, 0, 'd'},
         {"days", required_argument, 0, 'n'},
+        {"story", required_argument, 0, 'S'},
         {"seed", required_argument, 0, 's'},
         {"day-ms", required_argument, 0, 'm'},
         {"quiet", no_argument, 0, 'q'},
+        {"http", required_argument, 0, 'H'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     double duration = 0;
-    long days = 90, day_ms = 100;
+    long days = 0, day_ms = 40; /* days 0: the whole story */
+    int skeleton = 0;
     unsigned long long seed = 1;
     struct demo d = {0};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "d:n:s:m:qh", opts, NULL)) != -1) {
+    const char *http_listen = "127.0.0.1:8080";
+    while ((c = getopt_long(argc, argv, "d:n:s:m:qH:h", opts, NULL)) != -1) {
         char *end = NULL;
         switch (c) {
         case 'd':
@@ -155,6 +187,18 @@ int pp_app_demo(int argc, char **argv)
             break;
         case 'n':
             days = strtol(optarg, &end, 10);
+            break;
+        case 'S':
+            if (strcmp(optarg, "model") == 0) {
+                skeleton = 0;
+            }
+            else if (strcmp(optarg, "skeleton") == 0) {
+                skeleton = 1;
+            }
+            else {
+                fprintf(stderr, "partnerpulse demo: --story is model or skeleton\n");
+                return 2;
+            }
             break;
         case 's':
             seed = strtoull(optarg, &end, 10);
@@ -164,6 +208,9 @@ int pp_app_demo(int argc, char **argv)
             break;
         case 'q':
             d.quiet = 1;
+            break;
+        case 'H':
+            http_listen = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -177,7 +224,7 @@ int pp_app_demo(int argc, char **argv)
             return 2;
         }
     }
-    if (duration < 0 || days < 1 || days > 3650 || day_ms < 0 || day_ms > 60000) {
+    if (duration < 0 || days < 0 || days > 3650 || day_ms < 0 || day_ms > 60000) {
         fprintf(stderr, "partnerpulse demo: value out of range\n");
         usage(stderr);
         return 2;
@@ -189,9 +236,11 @@ int pp_app_demo(int argc, char **argv)
     rd_kafka_mock_cluster_t *mc = NULL;
     struct pp_schema_catalog *cat = NULL;
     struct pp_pipeline *pl = NULL;
+    struct pp_http *http = NULL;
     struct event *sigint = NULL, *sigterm = NULL;
 
     pp_app_conf_defaults(&d.conf);
+    d.conf.engine = skeleton ? PP_ENGINE_TICKET_SURGE : PP_ENGINE_MODEL;
     d.conf.proc.allowed_lateness_ms = 0;
     snprintf(d.conf.application_id, sizeof(d.conf.application_id), "%s", "partnerpulse-demo");
     snprintf(d.conf.proc.tenant, sizeof(d.conf.proc.tenant), "%s", "demo");
@@ -224,9 +273,30 @@ int pp_app_demo(int argc, char **argv)
         goto out;
     }
 
-    struct pp_scenario_conf sc = {
-        .seed = seed, .start_day = pp_day_from_civil(2025, 7, 1), .days = (int32_t)days};
-    pp_scenario_skeleton(&sc, collect, &d);
+    if (skeleton) {
+        struct pp_scenario_conf sc = {.seed = seed,
+                                      .start_day = pp_day_from_civil(2025, 7, 1),
+                                      .days = days ? (int32_t)days : 90};
+        pp_scenario_skeleton(&sc, collect, &d);
+    }
+    else {
+        /* MODEL.md §3's stories with the background cohort, seeded noise. */
+        struct pp_scen_conf sc;
+        pp_scen_conf_defaults(&sc);
+        sc.noise = true;
+        sc.seed = seed;
+        if (days) {
+            sc.last_day = sc.first_day + (int32_t)days - 1;
+        }
+        pp_scen_generate(&sc, collect, &d);
+    }
+    char first_day[11] = "-";
+    int32_t n_days = 0;
+    if (d.n > 0) {
+        int32_t d0 = pp_day_from_ms(d.events[0].occurred_at_ms);
+        pp_day_format(d0, first_day, sizeof(first_day));
+        n_days = pp_day_from_ms(d.events[d.n - 1].occurred_at_ms) - d0 + 1;
+    }
 
     cat = pp_schema_catalog_new(errstr, sizeof(errstr));
     d.codec = cat ? pp_codec_new(cat, NULL) : NULL;
@@ -244,14 +314,35 @@ int pp_app_demo(int argc, char **argv)
         fprintf(stderr, "partnerpulse demo: %s\n", errstr);
         goto out;
     }
+    snprintf(d.conf.http_listen, sizeof(d.conf.http_listen), "%s", http_listen);
+    struct pp_http_conf hconf;
+    pp_http_conf_from_app(&hconf, &d.conf);
+    http = pp_http_new(d.base, &hconf, pl, errstr, sizeof(errstr));
+    if (http == NULL) {
+        fprintf(stderr, "partnerpulse demo: %s (use --http HOST:PORT, port 0 for any)\n", errstr);
+        rc = 2;
+        goto out;
+    }
+    /* Always printed (also with --quiet): tests and users read the URL. */
+    printf("partnerpulse demo: dashboard at http://%s:%d/\n", http_host(http_listen),
+           pp_http_port(http));
+    fflush(stdout);
     if (!d.quiet) {
         printf("partnerpulse demo: mock Kafka cluster at %s\n"
                "  inputs %s, %s, %s -> alerts %s (dead letters %s)\n"
-               "  replaying %ld simulated days from 2025-07-01, one day every %ld ms\n"
-               "  rule TICKET_SURGE: >= %u tickets opened by a partner's customers in %u days\n\n",
+               "  replaying %d simulated days from %s (%zu events), one day every %ld ms\n",
                bootstraps, d.conf.topic_deals, d.conf.topic_licenses, d.conf.topic_support,
-               d.conf.topic_alerts, d.conf.topic_dlq, days, day_ms, d.conf.proc.surge_threshold,
-               d.conf.proc.surge_window_days);
+               d.conf.topic_alerts, d.conf.topic_dlq, n_days, first_day, d.n, day_ms);
+        if (skeleton) {
+            printf("  rule TICKET_SURGE: >= %u tickets opened by a partner's customers in %u "
+                   "days\n\n",
+                   d.conf.proc.surge_threshold, d.conf.proc.surge_window_days);
+        }
+        else {
+            printf("  the MODEL.md pressure model: CUSTOMER_PRESSURE, PARTNER_PRESSURE, "
+                   "STUFFING_PATTERN\n  (quarter-end stuffing shows first, in the last days "
+                   "of June 2025)\n\n");
+        }
         fflush(stdout);
     }
 
@@ -277,6 +368,7 @@ int pp_app_demo(int argc, char **argv)
            st.events, st.alerts_delivered, st.dead_letters, d.next, d.n);
     rc = (pp_pipeline_failed(pl) || flushed != 0) ? 1 : 0;
 out:
+    pp_http_destroy(http);
     if (sigint) {
         event_free(sigint);
     }

@@ -15,7 +15,10 @@
 #include <librdkafka/rdkafka.h>
 
 #include "config.h"
+#include "backtest.h"
 #include "demo.h"
+#include "generate.h"
+#include "http.h"
 #include "log.h"
 #include "pipeline.h"
 
@@ -31,11 +34,20 @@ static void usage(FILE *out)
             "  partnerpulse run --config FILE [--duration SECONDS]\n"
             "      Run the service: consume deal, licence and support events, evaluate the\n"
             "      rules per event-time day, write alert transitions to the alerts topic.\n"
-            "      Stops cleanly on SIGINT/SIGTERM (or after --duration).\n"
-            "  partnerpulse demo [--duration SECONDS] [--days N] [--seed N] [--quiet]\n"
-            "      Everything in one process against librdkafka's in-process mock cluster.\n"
+            "      Stops cleanly on SIGINT/SIGTERM (or after --duration). Serves the HTTP\n"
+            "      API, /metrics, /healthz, /readyz and the dashboard on http.listen\n"
+            "      (default 127.0.0.1:8080; docs/http-api.md).\n"
+            "  partnerpulse demo [--duration S] [--days N] [--seed N] [--http ADDR] [--quiet]\n"
+            "      Everything in one process against librdkafka's in-process mock cluster,\n"
+            "      with the dashboard at http://127.0.0.1:8080/ (or --http HOST:PORT).\n"
             "  partnerpulse check-config FILE\n"
             "      Validate a configuration file; errors name the file, line and key.\n"
+            "  partnerpulse generate [--scenario LIST] [--noise --seed N]\n"
+            "                        (--out FILE | --kafka BOOTSTRAP [--config FILE])\n"
+            "      Write scenario events (or --load PxC --days N) to an event file or Kafka.\n"
+            "  partnerpulse backtest --events FILE [--config FILE] [--format text|jsonl]\n"
+            "                        [--summary]\n"
+            "      Replay an event file offline and print the alert transitions it yields.\n"
             "  partnerpulse config-reference\n"
             "      Print every configuration key with its default and meaning (Markdown).\n"
             "  partnerpulse --help | --version\n\n"
@@ -143,8 +155,17 @@ static int cmd_run(int argc, char **argv)
     event_add(sigterm, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    struct pp_http *http = NULL;
     struct pp_pipeline *pl = pp_pipeline_new(&conf, base, NULL, errstr, sizeof(errstr));
     if (pl == NULL) {
+        fprintf(stderr, "partnerpulse: cannot start: %s\n", errstr);
+        rc = 2;
+        goto out;
+    }
+    struct pp_http_conf hconf;
+    pp_http_conf_from_app(&hconf, &conf);
+    http = pp_http_new(base, &hconf, pl, errstr, sizeof(errstr));
+    if (http == NULL) {
         fprintf(stderr, "partnerpulse: cannot start: %s\n", errstr);
         rc = 2;
         goto out;
@@ -165,6 +186,7 @@ static int cmd_run(int argc, char **argv)
            (unsigned long long)st.dead_letters, (unsigned long long)st.alerts_delivered);
     rc = (pp_pipeline_failed(pl) || flushed != 0) ? 1 : 0;
 out:
+    pp_http_destroy(http);
     pp_pipeline_destroy(pl);
     event_free(sigint);
     event_free(sigterm);
@@ -196,6 +218,12 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "check-config") == 0) {
         return cmd_check_config(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "generate") == 0) {
+        return pp_app_generate(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "backtest") == 0) {
+        return pp_app_backtest(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "config-reference") == 0) {
         pp_app_conf_reference(stdout);

@@ -8,20 +8,25 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "catalog.h"
 #include "codec.h"
 #include "consumer.h"
 #include "log.h"
+#include "notify.h"
 #include "palloc.h"
+#include "engine.h"
 #include "proc.h"
 #include "producer.h"
+#include "registry.h"
 #include "watermark.h"
 
 #define TICK_MS 100
 /* A partition whose next event is this far ahead of the oldest event another
  * active partition may still deliver is paused until the others catch up
  * (event-time alignment): the state's day rings hold this much skew. */
-#define ALIGN_MS ((int64_t)PP_PROC_SKEW_DAYS * 86400000)
+#define ALIGN_MS (pp_engine_max_skew_ms(pl->engine))
 #define MAX_HELD 1024
 
 struct held {
@@ -34,8 +39,10 @@ struct pp_pipeline {
     struct event_base *base;
     struct pp_pipeline_hooks hooks;
     struct pp_schema_catalog *cat;
+    struct pp_registry *reg; /* NULL: the local schema catalog */
     struct pp_codec *codec;
-    struct pp_proc *proc;
+    struct pp_engine *engine; /* rules.engine: the model or TICKET_SURGE */
+    int64_t watermark_ms;     /* the last watermark given to the engine */
     struct pp_watermark *wm;
     struct pp_consumer *consumer;
     struct pp_producer *producer;
@@ -45,7 +52,21 @@ struct pp_pipeline {
     uint64_t holds;
     int failed;
     uint64_t alerts_emitted;
+    struct pp_pipeline_listener listener;
+    uint32_t restoring;
+    /* Metrics (docs/metrics.md): series kept for the hot paths. */
+    struct pp_metrics *metrics;
+    struct pp_metric *m_events[4]; /* by enum pp_event_type */
+    struct pp_metric *m_records, *m_holds, *m_latency;
+    struct pp_metric *m_partners, *m_watermark, *m_assigned;
+    struct pp_metric_family *f_dead, *f_alerts, *f_lag, *f_watermark;
 };
+
+/* The pipelines alive in this process, so that librdkafka's statistics
+ * callback (whose opaque is the consumer's) finds its pipeline. All on the
+ * loop thread; a process runs one pipeline, the tests a few. */
+#define MAX_LIVE 16
+static struct pp_pipeline *live[MAX_LIVE];
 
 static void fail(struct pp_pipeline *pl)
 {
@@ -73,9 +94,13 @@ rd_kafka_conf_t *pp_app_kafka_conf(const struct pp_app_conf *conf, int consumer,
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
     int rc = kset(kc, "client.id", conf->application_id, errstr, errstr_size);
     if (consumer) {
+        /* Statistics feed partnerpulse_consumer_lag; kafka.statistics.interval.ms
+         * overrides the period (0 turns them off). */
         rc = rc || kset(kc, "group.id", conf->application_id, errstr, errstr_size) ||
+             kset(kc, "statistics.interval.ms", "5000", errstr, errstr_size) ||
              kset(kc, "auto.offset.reset", "earliest", errstr, errstr_size) ||
              kset(kc, "enable.auto.offset.store", "false", errstr, errstr_size) ||
+             kset(kc, "enable.partition.eof", "true", errstr, errstr_size) ||
              kset(kc, "partition.assignment.strategy", "cooperative-sticky", errstr, errstr_size);
     }
     else {
@@ -133,6 +158,7 @@ static void dead_letter(struct pp_pipeline *pl, const rd_kafka_message_t *rkm, c
            "msg=\"record dead-lettered\" reason=%s topic=%s partition=%d offset=%lld "
            "detail=\"%s\"",
            reason, dl.topic, (int)rkm->partition, (long long)rkm->offset, detail);
+    pp_metric_add(pp_metrics_series(pl->f_dead, &reason), 1);
     if (pp_producer_send_dead_letter(pl->producer, &dl, err, sizeof(err)) != 0) {
         pp_log(PP_LOG_ERROR, "msg=\"cannot queue dead letter\" error=\"%s\"", err);
         fail(pl);
@@ -149,6 +175,25 @@ static int64_t now_ms(void)
 static void source_key(char *buf, size_t size, const char *topic, int32_t partition)
 {
     snprintf(buf, size, "%s/%d", topic, (int)partition);
+}
+
+/* Gives the engine the current watermark: every day that closes is
+ * evaluated (alert transitions go to on_alert; on_day tells the listener). */
+static void advance(struct pp_pipeline *pl, int64_t now)
+{
+    int64_t wm = pp_watermark_get(pl->wm, now);
+    if (wm > pl->watermark_ms) {
+        pl->watermark_ms = wm;
+    }
+    pp_engine_advance(pl->engine, wm, on_alert, pl);
+}
+
+static void on_day(int32_t day, void *opaque)
+{
+    struct pp_pipeline *pl = opaque;
+    if (pl->listener.day_evaluated) {
+        pl->listener.day_evaluated(day, pl->listener.opaque);
+    }
 }
 
 static struct held *find_held(struct pp_pipeline *pl, const char *topic, int32_t partition)
@@ -183,6 +228,12 @@ static enum pp_consumer_verdict on_event(const struct pp_event *ev, const rd_kaf
         h->partition = rkm->partition;
         h->event_ms = ev->occurred_at_ms;
         pl->holds++;
+        /* The partition delivers in order: nothing older than this record
+         * will come from it, so this is its stream time for the watermark
+         * (and a gap in a sparse partition cannot deadlock the floor). */
+        char hkey[300];
+        source_key(hkey, sizeof(hkey), topic, rkm->partition);
+        pp_watermark_observe(pl->wm, hkey, ev->occurred_at_ms, now);
         pp_log(PP_LOG_DEBUG,
                "msg=\"partition ahead in event time, paused\" topic=%s "
                "partition=%d offset=%lld",
@@ -191,7 +242,9 @@ static enum pp_consumer_verdict on_event(const struct pp_event *ev, const rd_kaf
     }
     char key[300];
     source_key(key, sizeof(key), topic, rkm->partition);
-    switch (pp_proc_apply(pl->proc, ev)) {
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    switch (pp_engine_apply(pl->engine, ev)) {
     case PP_APPLY_OK:
         break;
     case PP_APPLY_TOO_LATE:
@@ -203,7 +256,13 @@ static enum pp_consumer_verdict on_event(const struct pp_event *ev, const rd_kaf
         break;
     }
     pp_watermark_observe(pl->wm, key, ev->occurred_at_ms, now);
-    pp_proc_advance(pl->proc, pp_watermark_get(pl->wm, now), on_alert, pl);
+    advance(pl, now);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    pp_metric_observe(pl->m_latency,
+                      (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
+    if ((unsigned)ev->type < 4) {
+        pp_metric_add(pl->m_events[ev->type], 1);
+    }
     return PP_CONSUMER_DONE;
 }
 
@@ -220,6 +279,15 @@ static void release_held(struct pp_pipeline *pl, int64_t now)
         }
         i++;
     }
+}
+
+/* A partition at its end may go idle and stop holding the watermark. */
+static void on_eof(const char *topic, int32_t partition, void *opaque)
+{
+    struct pp_pipeline *pl = opaque;
+    char key[300];
+    source_key(key, sizeof(key), topic, partition);
+    pp_watermark_caught_up(pl->wm, key, now_ms());
 }
 
 static void on_assign(const char *topic, int32_t partition, int assigned, void *opaque)
@@ -239,6 +307,71 @@ static void on_assign(const char *topic, int32_t partition, int assigned, void *
             drop_held(pl, h);
         }
     }
+}
+
+static void on_schema_wait(const rd_kafka_message_t *rkm, const char *detail, void *opaque)
+{
+    (void)opaque;
+    pp_log(PP_LOG_WARN,
+           "msg=\"schema unavailable, partition held and retried\" topic=%s partition=%d "
+           "offset=%lld detail=\"%s\"",
+           rd_kafka_topic_name(rkm->rkt), (int)rkm->partition, (long long)rkm->offset, detail);
+}
+
+/* Connects the catalog to the Schema Registry and registers the alert schema
+ * under its subject, so alerts carry a registered id. At start-up a
+ * registry that answers 5xx or not at all is retried a few times (blocking:
+ * nothing else runs yet); then start-up fails with the registry's error. */
+static int registry_init(struct pp_pipeline *pl, const struct pp_app_conf *conf, char *errstr,
+                         size_t errstr_size)
+{
+    struct pp_registry_conf rc = {
+        .url = conf->registry_url,
+        .user = conf->registry_user,
+        .password = conf->registry_password,
+        .ca_location = conf->registry_ca_location,
+        .timeout_ms = conf->registry_timeout_ms,
+    };
+    pl->reg = pp_registry_new(&rc, errstr, errstr_size);
+    if (pl->reg == NULL) {
+        return -1;
+    }
+    pp_schema_catalog_set_registry(pl->cat, pl->reg);
+    char subject[PP_CONF_STR_MAX + 8];
+    if (conf->registry_alert_subject[0]) {
+        snprintf(subject, sizeof(subject), "%s", conf->registry_alert_subject);
+    }
+    else {
+        snprintf(subject, sizeof(subject), "%s-value", conf->topic_alerts);
+    }
+    char err[512] = "";
+    int32_t id = -1;
+    enum pp_registry_err rerr = PP_REGISTRY_UNAVAILABLE;
+    for (int attempt = 0, wait_ms = 200; attempt < 6; attempt++, wait_ms *= 2) {
+        rerr = pp_registry_register(pl->reg, subject, pp_schema_json(PP_SCHEMA_ALERT), &id, err,
+                                    sizeof(err));
+        if (rerr != PP_REGISTRY_UNAVAILABLE) {
+            break;
+        }
+        if (attempt == 5) {
+            break;
+        }
+        pp_log(PP_LOG_WARN,
+               "msg=\"schema registry unavailable, retrying\" url=%s attempt=%d error=\"%s\"",
+               pp_registry_url(pl->reg), attempt + 1, err);
+        struct timespec ts = {wait_ms / 1000, (long)(wait_ms % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    if (rerr != PP_REGISTRY_OK) {
+        snprintf(errstr, errstr_size,
+                 "schema registry %s: cannot register the alert schema under subject '%s': %s",
+                 pp_registry_url(pl->reg), subject, err);
+        return -1;
+    }
+    pp_schema_catalog_set_id(pl->cat, PP_SCHEMA_ALERT, id);
+    pp_log(PP_LOG_INFO, "msg=\"alert schema registered\" url=%s subject=%s id=%d",
+           pp_registry_url(pl->reg), subject, (int)id);
+    return 0;
 }
 
 static void on_reject(const rd_kafka_message_t *rkm, enum pp_decode_err err, const char *detail,
@@ -267,9 +400,119 @@ static void on_delivered(const struct pp_alert *alert, rd_kafka_resp_err_t err, 
                alert->alert_id, rd_kafka_err2str(err));
         fail(pl);
     }
+    else {
+        const char *labels[] = {alert->rule_id, pp_alert_status_name(alert->status)};
+        pp_metric_add(pp_metrics_series(pl->f_alerts, labels), 1);
+    }
     if (pl->hooks.alert_delivered) {
         pl->hooks.alert_delivered(alert, err, pl->hooks.opaque);
     }
+    if (!err && pl->listener.alert_delivered) {
+        pl->listener.alert_delivered(alert, pl->listener.opaque);
+    }
+}
+
+/* librdkafka statistics (statistics.interval.ms), on the loop thread: the
+ * consumer queue serves them. Rebuilds the lag gauges from the partitions
+ * librdkafka fetches for us; partitions whose lag is unknown (-1) are left
+ * out rather than exported as a made-up number. */
+static int on_stats(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
+{
+    (void)opaque;
+    struct pp_pipeline *pl = NULL;
+    for (size_t i = 0; i < MAX_LIVE && pl == NULL; i++) {
+        if (live[i] && live[i]->consumer && pp_consumer_handle(live[i]->consumer) == rk) {
+            pl = live[i];
+        }
+    }
+    if (pl == NULL) {
+        return 0;
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb(json, json_len, 0, &jerr);
+    json_t *topics = json_object_get(root, "topics");
+    if (!json_is_object(topics)) {
+        json_decref(root);
+        return 0;
+    }
+    pp_metrics_family_reset(pl->f_lag);
+    const char *tname;
+    json_t *topic;
+    json_object_foreach(topics, tname, topic)
+    {
+        const char *pname;
+        json_t *part;
+        json_object_foreach(json_object_get(topic, "partitions"), pname, part)
+        {
+            json_t *lag = json_object_get(part, "consumer_lag");
+            if (strcmp(pname, "-1") == 0 || !json_is_integer(lag) || json_integer_value(lag) < 0 ||
+                !json_is_true(json_object_get(part, "desired"))) {
+                continue;
+            }
+            const char *labels[] = {tname, pname};
+            pp_metric_set(pp_metrics_series(pl->f_lag, labels), (double)json_integer_value(lag));
+        }
+    }
+    json_decref(root);
+    return 0; /* librdkafka frees json */
+}
+
+static void metrics_init(struct pp_pipeline *pl)
+{
+    struct pp_metrics *m = pp_metrics_new();
+    pl->metrics = m;
+    static const char *const type_l[] = {"type"};
+    struct pp_metric_family *f = pp_metrics_family(
+        m, PP_METRIC_COUNTER, "partnerpulse_events_total",
+        "Decoded events processed (applied or dead-lettered as too late), by event type.", type_l,
+        1, NULL, 0);
+    for (int t = PP_EV_DEAL; t <= PP_EV_SUPPORT; t++) {
+        const char *name = pp_event_type_name((enum pp_event_type)t);
+        pl->m_events[t] = pp_metrics_series(f, &name);
+    }
+    f = pp_metrics_family(m, PP_METRIC_COUNTER, "partnerpulse_records_total",
+                          "Input records consumed (decoded or not).", NULL, 0, NULL, 0);
+    pl->m_records = pp_metrics_series(f, NULL);
+    static const char *const reason_l[] = {"reason"};
+    pl->f_dead = pp_metrics_family(m, PP_METRIC_COUNTER, "partnerpulse_dead_letters_total",
+                                   "Records sent to the dead-letter topic, by reason.", reason_l, 1,
+                                   NULL, 0);
+    static const char *const alert_l[] = {"rule", "status"};
+    pl->f_alerts = pp_metrics_family(
+        m, PP_METRIC_COUNTER, "partnerpulse_alerts_total",
+        "Alert transitions acknowledged by the broker, by rule and status.", alert_l, 2, NULL, 0);
+    f = pp_metrics_family(m, PP_METRIC_GAUGE, "partnerpulse_partners_tracked",
+                          "Partners with state in this instance.", NULL, 0, NULL, 0);
+    pl->m_partners = pp_metrics_series(f, NULL);
+    pl->f_watermark =
+        pp_metrics_family(m, PP_METRIC_GAUGE, "partnerpulse_watermark_seconds",
+                          "Event-time watermark of the processor (Unix seconds); absent before "
+                          "the first event.",
+                          NULL, 0, NULL, 0);
+    f = pp_metrics_family(m, PP_METRIC_GAUGE, "partnerpulse_partitions_assigned",
+                          "Input partitions assigned to this instance's consumer.", NULL, 0, NULL,
+                          0);
+    pl->m_assigned = pp_metrics_series(f, NULL);
+    f = pp_metrics_family(m, PP_METRIC_COUNTER, "partnerpulse_partition_holds_total",
+                          "Times an input partition was paused for running ahead in event time.",
+                          NULL, 0, NULL, 0);
+    pl->m_holds = pp_metrics_series(f, NULL);
+    /* 1 us .. 1 s in 1-2.5-5 steps: an event usually costs microseconds, the
+     * one that closes a day (and evaluates every partner) much more. */
+    static const double bounds[] = {1e-6,   2.5e-6, 5e-6, 1e-5,   2.5e-5, 5e-5, 1e-4,
+                                    2.5e-4, 5e-4,   1e-3, 2.5e-3, 5e-3,   1e-2, 2.5e-2,
+                                    5e-2,   0.1,    0.25, 0.5,    1};
+    f = pp_metrics_family(m, PP_METRIC_HISTOGRAM, "partnerpulse_event_processing_seconds",
+                          "Time to apply one event to the state and evaluate the days it closes "
+                          "(alert encoding and queueing included).",
+                          NULL, 0, bounds, sizeof(bounds) / sizeof(bounds[0]));
+    pl->m_latency = pp_metrics_series(f, NULL);
+    static const char *const lag_l[] = {"topic", "partition"};
+    pl->f_lag = pp_metrics_family(m, PP_METRIC_GAUGE, "partnerpulse_consumer_lag",
+                                  "Records between the partition's high watermark and the group's "
+                                  "committed offset (librdkafka statistics, every "
+                                  "statistics.interval.ms); absent while unknown.",
+                                  lag_l, 2, NULL, 0);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -280,8 +523,14 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     /* Idle partitions stop holding the watermark back: days close even when
      * no new event arrives. */
     int64_t now = now_ms();
-    pp_proc_advance(pl->proc, pp_watermark_get(pl->wm, now), on_alert, pl);
+    advance(pl, now);
     release_held(pl, now);
+    /* systemd Type=notify: ready once the partitions are held (a no-op when
+     * not started by systemd). */
+    char why[128];
+    if (pp_pipeline_ready(pl, why, sizeof(why))) {
+        pp_app_notify_ready("consuming");
+    }
     pp_producer_poll(pl->producer);
 }
 
@@ -298,16 +547,30 @@ struct pp_pipeline *pp_pipeline_new(const struct pp_app_conf *conf, struct event
     if (pl->cat == NULL) {
         goto fail;
     }
+    if (conf->registry_url[0] && registry_init(pl, conf, errstr, errstr_size) != 0) {
+        goto fail;
+    }
     struct pp_codec_limits lim;
     pp_codec_limits_defaults(&lim);
     lim.max_message_bytes = conf->max_message_bytes;
+    lim.max_string_bytes = conf->max_string_bytes;
+    lim.max_items = conf->max_items;
     pl->codec = pp_codec_new(pl->cat, &lim);
     if (pl->codec == NULL) {
         snprintf(errstr, errstr_size, "the schema catalog does not match the codec tables");
         goto fail;
     }
-    pl->proc = pp_proc_new(&conf->proc);
+    pl->engine = pp_engine_new(conf);
+    pp_engine_set_day_cb(pl->engine, on_day, pl);
+    pl->watermark_ms = INT64_MIN;
     pl->wm = pp_watermark_new(conf->idle_timeout_ms);
+    metrics_init(pl);
+    for (size_t i = 0; i < MAX_LIVE; i++) {
+        if (live[i] == NULL) {
+            live[i] = pl;
+            break;
+        }
+    }
 
     rd_kafka_conf_t *pconf = pp_app_kafka_conf(conf, 0, errstr, errstr_size);
     if (pconf == NULL) {
@@ -330,11 +593,14 @@ struct pp_pipeline *pp_pipeline_new(const struct pp_app_conf *conf, struct event
         .on_reject = on_reject,
         .on_error = on_consumer_error,
         .on_assign = on_assign,
+        .on_eof = on_eof,
+        .on_schema_wait = on_schema_wait,
         .opaque = pl,
     };
     if (cc.rk_conf == NULL) {
         goto fail;
     }
+    rd_kafka_conf_set_stats_cb(cc.rk_conf, on_stats);
     pl->consumer = pp_consumer_new(&cc, errstr, errstr_size);
     if (pl->consumer == NULL) {
         goto fail;
@@ -350,6 +616,7 @@ fail:
 
 int pp_pipeline_shutdown(struct pp_pipeline *pl, int timeout_ms)
 {
+    pp_app_notify_stopping();
     if (pl->tick) {
         event_del(pl->tick);
     }
@@ -371,12 +638,19 @@ void pp_pipeline_destroy(struct pp_pipeline *pl)
     if (pl->tick) {
         event_free(pl->tick);
     }
+    for (size_t i = 0; i < MAX_LIVE; i++) {
+        if (live[i] == pl) {
+            live[i] = NULL;
+        }
+    }
     pp_consumer_destroy(pl->consumer);
     pp_producer_destroy(pl->producer);
-    pp_proc_destroy(pl->proc);
+    pp_engine_destroy(pl->engine);
     pp_watermark_destroy(pl->wm);
     pp_codec_destroy(pl->codec);
     pp_schema_catalog_destroy(pl->cat);
+    pp_registry_destroy(pl->reg);
+    pp_metrics_destroy(pl->metrics);
     free(pl);
 }
 
@@ -393,10 +667,10 @@ void pp_pipeline_stats(const struct pp_pipeline *pl, struct pp_pipeline_stats *o
         out->records = cs->records;
         out->events = cs->events;
         out->rejected = cs->rejected;
+        out->assigned_partitions = cs->assigned_partitions;
     }
-    const struct pp_proc_stats *ps = pp_proc_stats(pl->proc);
-    out->too_late = ps->too_late;
-    out->watermark_ms = pp_proc_watermark(pl->proc);
+    out->too_late = pp_engine_too_late(pl->engine);
+    out->watermark_ms = pl->watermark_ms;
     out->alerts_emitted = pl->alerts_emitted;
     out->holds = pl->holds;
     if (pl->producer) {
@@ -404,4 +678,61 @@ void pp_pipeline_stats(const struct pp_pipeline *pl, struct pp_pipeline_stats *o
         out->alerts_delivered = ps2->alerts_delivered;
         out->dead_letters = ps2->dead_letters;
     }
+}
+
+void pp_pipeline_set_listener(struct pp_pipeline *pl, const struct pp_pipeline_listener *l)
+{
+    if (l) {
+        pl->listener = *l;
+    }
+    else {
+        memset(&pl->listener, 0, sizeof(pl->listener));
+    }
+}
+
+struct pp_metrics *pp_pipeline_metrics(struct pp_pipeline *pl)
+{
+    struct pp_pipeline_stats st;
+    pp_pipeline_stats(pl, &st);
+    pp_metric_set(pl->m_records, (double)st.records);
+    pp_metric_set(pl->m_holds, (double)st.holds);
+    pp_metric_set(pl->m_assigned, (double)st.assigned_partitions);
+    pp_metric_set(pl->m_partners, (double)pp_engine_partner_count(pl->engine));
+    if (st.watermark_ms != INT64_MIN && pl->m_watermark == NULL) {
+        /* Declared in metrics_init; looked up here so that no made-up value is
+         * exported before the first event. */
+        pl->m_watermark = pp_metrics_series(pl->f_watermark, NULL);
+    }
+    if (pl->m_watermark) {
+        pp_metric_set(pl->m_watermark, (double)st.watermark_ms / 1000.0);
+    }
+    return pl->metrics;
+}
+
+struct pp_engine *pp_pipeline_engine(const struct pp_pipeline *pl)
+{
+    return pl->engine;
+}
+
+int pp_pipeline_ready(const struct pp_pipeline *pl, char *why, size_t why_size)
+{
+    if (pl->failed) {
+        snprintf(why, why_size, "the pipeline stopped after a fatal error");
+        return 0;
+    }
+    if (pl->consumer == NULL || pp_consumer_stats(pl->consumer)->assigned_partitions <= 0) {
+        snprintf(why, why_size, "no input partition assigned yet");
+        return 0;
+    }
+    if (pl->restoring > 0) {
+        snprintf(why, why_size, "%u assigned partition(s) restoring state", pl->restoring);
+        return 0;
+    }
+    snprintf(why, why_size, "ok");
+    return 1;
+}
+
+void pp_pipeline_set_restoring(struct pp_pipeline *pl, uint32_t partitions_restoring)
+{
+    pl->restoring = partitions_restoring;
 }

@@ -15,6 +15,8 @@
 
 #include "alert.h"
 #include "config.h"
+#include "metrics.h"
+#include "proc.h"
 
 struct pp_pipeline_hooks {
     /* An alert transition acknowledged by the broker (err == 0) or failed. */
@@ -32,6 +34,7 @@ struct pp_pipeline_stats {
     uint64_t dead_letters;
     int64_t watermark_ms;
     uint64_t holds; /* times a partition was paused for running ahead */
+    int32_t assigned_partitions;
 };
 
 struct pp_pipeline;
@@ -50,6 +53,32 @@ void pp_pipeline_destroy(struct pp_pipeline *pl);
 /* Non-zero once a fatal error happened; the loop has been asked to exit. */
 int pp_pipeline_failed(const struct pp_pipeline *pl);
 void pp_pipeline_stats(const struct pp_pipeline *pl, struct pp_pipeline_stats *out);
+
+/* Observers for the HTTP layer (app/http.c), set after construction; any
+ * callback may be NULL. alert_delivered: a transition acknowledged by the
+ * broker. day_evaluated: the processor closed `day` (read its per-partner
+ * views through pp_pipeline_engine()). */
+struct pp_pipeline_listener {
+    void (*alert_delivered)(const struct pp_alert *alert, void *opaque);
+    void (*day_evaluated)(int32_t day, void *opaque);
+    void *opaque;
+};
+void pp_pipeline_set_listener(struct pp_pipeline *pl, const struct pp_pipeline_listener *l);
+
+/* The metrics registry of this pipeline with its gauges refreshed (for
+ * rendering now). Owned by the pipeline. */
+struct pp_metrics *pp_pipeline_metrics(struct pp_pipeline *pl);
+
+/* The processor, read-only, for the HTTP API's partner views. */
+/* The engine the pipeline runs (views for the HTTP API). */
+struct pp_engine *pp_pipeline_engine(const struct pp_pipeline *pl);
+
+/* Readiness (/readyz): the consumer holds an assignment and no assigned
+ * partition is restoring state. Returns 1 when ready, else 0 with the reason
+ * in why. The state-restore runtime reports restoring partitions through
+ * pp_pipeline_set_restoring(). */
+int pp_pipeline_ready(const struct pp_pipeline *pl, char *why, size_t why_size);
+void pp_pipeline_set_restoring(struct pp_pipeline *pl, uint32_t partitions_restoring);
 
 /* Builds a librdkafka configuration: our defaults, then every kafka.* key of
  * the configuration. NULL + errstr on a bad value. */

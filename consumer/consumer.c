@@ -4,6 +4,7 @@
 #include "consumer.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,17 @@
 
 /* Records handled per loop wake-up before yielding to other events. */
 #define BATCH 1000
+/* Partitions held at once (event-time alignment and schema waits). */
+#define MAX_HELD 1024
+/* Retry of partitions waiting for a schema: doubles up to the maximum. */
+#define SCHEMA_RETRY_MIN_MS 250
+#define SCHEMA_RETRY_MAX_MS 10000
+
+struct held {
+    char topic[256];
+    int32_t partition;
+    bool for_schema; /* resumed by the consumer's retry timer */
+};
 
 struct pp_consumer {
     rd_kafka_t *rk;
@@ -25,10 +37,34 @@ struct pp_consumer {
     pp_consumer_reject_cb *on_reject;
     pp_consumer_error_cb *on_error;
     pp_consumer_assign_cb *on_assign;
+    pp_consumer_eof_cb *on_eof;
+    pp_consumer_schema_wait_cb *on_schema_wait;
     void *opaque;
     int closed;
     struct pp_consumer_stats stats;
+    struct held held[MAX_HELD];
+    size_t held_n;
+    struct event *retry; /* resumes the partitions held for a schema */
+    int64_t retry_ms;
 };
+
+static struct held *find_held(struct pp_consumer *c, const char *topic, int32_t partition)
+{
+    for (size_t i = 0; i < c->held_n; i++) {
+        if (c->held[i].partition == partition && strcmp(c->held[i].topic, topic) == 0) {
+            return &c->held[i];
+        }
+    }
+    return NULL;
+}
+
+static void drop_held(struct pp_consumer *c, struct held *h)
+{
+    if (h->for_schema) {
+        c->stats.schema_held--;
+    }
+    *h = c->held[--c->held_n];
+}
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
@@ -38,6 +74,12 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t aerr = RD_KAFKA_RESP_ERR_NO_ERROR;
     c->stats.rebalances++;
+    for (int i = 0; err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && i < parts->cnt; i++) {
+        struct held *h = find_held(c, parts->elems[i].topic, parts->elems[i].partition);
+        if (h) {
+            drop_held(c, h);
+        }
+    }
     for (int i = 0; c->on_assign && i < parts->cnt; i++) {
         c->on_assign(parts->elems[i].topic, parts->elems[i].partition,
                      err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, c->opaque);
@@ -85,10 +127,58 @@ static void store_offset(struct pp_consumer *c, const rd_kafka_message_t *rkm)
     }
 }
 
+static int hold(struct pp_consumer *c, const rd_kafka_message_t *rkm, bool for_schema);
+
+/* The registry cannot give rkm's schema now: hold the partition at rkm and
+ * come back later. Dropping or dead-lettering the record would lose it. */
+static void schema_wait(struct pp_consumer *c, const rd_kafka_message_t *rkm, const char *detail)
+{
+    if (hold(c, rkm, true) != 0) {
+        /* Cannot pause: going on would commit past the record. Stop; a
+         * restart resumes from the committed offsets. */
+        if (c->on_error) {
+            c->on_error(RD_KAFKA_RESP_ERR__FATAL, "cannot hold a partition for its schema", 1,
+                        c->opaque);
+        }
+        return;
+    }
+    c->stats.schema_waits++;
+    if (c->on_schema_wait) {
+        c->on_schema_wait(rkm, detail, c->opaque);
+    }
+    if (!evtimer_pending(c->retry, NULL)) {
+        struct timeval tv = {c->retry_ms / 1000, (c->retry_ms % 1000) * 1000};
+        evtimer_add(c->retry, &tv);
+        c->retry_ms = c->retry_ms * 2 > SCHEMA_RETRY_MAX_MS ? SCHEMA_RETRY_MAX_MS : c->retry_ms * 2;
+    }
+}
+
+static int pause_or_resume(struct pp_consumer *c, const char *topic, int32_t partition,
+                           int64_t seek_to);
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    struct pp_consumer *c = arg;
+    (void)fd;
+    (void)what;
+    for (size_t i = 0; i < c->held_n;) {
+        struct held *h = &c->held[i];
+        if (h->for_schema) {
+            pause_or_resume(c, h->topic, h->partition, -1);
+            drop_held(c, h);
+            continue;
+        }
+        i++;
+    }
+}
+
 static void handle(struct pp_consumer *c, rd_kafka_message_t *rkm)
 {
     if (rkm->err) {
         if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            if (c->on_eof) {
+                c->on_eof(rd_kafka_topic_name(rkm->rkt), rkm->partition, c->opaque);
+            }
             return;
         }
         int fatal = rkm->err == RD_KAFKA_RESP_ERR__FATAL;
@@ -103,13 +193,24 @@ static void handle(struct pp_consumer *c, rd_kafka_message_t *rkm)
         }
         return;
     }
-    c->stats.records++;
+    if (c->held_n > 0 && find_held(c, rd_kafka_topic_name(rkm->rkt), rkm->partition) != NULL) {
+        return; /* fetched before the pause: delivered again after resume */
+    }
     struct pp_event ev;
     char detail[256];
     enum pp_decode_err derr =
         pp_codec_decode_event(c->codec, rkm->payload, rkm->len, &ev, detail, sizeof(detail));
+    if (derr == PP_DECODE_SCHEMA_UNAVAILABLE) {
+        schema_wait(c, rkm, detail);
+        return;
+    }
+    if (c->stats.schema_held == 0) {
+        c->retry_ms = SCHEMA_RETRY_MIN_MS; /* the registry answers again */
+    }
+    c->stats.records++;
     if (derr != PP_DECODE_OK) {
         c->stats.rejected++;
+        c->stats.rejected_by_reason[derr]++;
         c->on_reject(rkm, derr, detail, c->opaque);
         store_offset(c, rkm); /* dead-lettered: done with it */
         return;
@@ -157,7 +258,11 @@ struct pp_consumer *pp_consumer_new(struct pp_consumer_conf *cc, char *errstr, s
     c->on_reject = cc->on_reject;
     c->on_error = cc->on_error;
     c->on_assign = cc->on_assign;
+    c->on_eof = cc->on_eof;
+    c->on_schema_wait = cc->on_schema_wait;
     c->opaque = cc->opaque;
+    c->retry_ms = SCHEMA_RETRY_MIN_MS;
+    c->retry = evtimer_new(cc->base, on_retry, c);
 
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_opaque(conf, c);
@@ -179,7 +284,7 @@ struct pp_consumer *pp_consumer_new(struct pp_consumer_conf *cc, char *errstr, s
     }
     rd_kafka_queue_io_event_enable(c->queue, c->pipe_fds[1], "1", 1);
     c->ev = event_new(cc->base, c->pipe_fds[0], EV_READ | EV_PERSIST, on_readable, c);
-    if (c->ev == NULL || event_add(c->ev, NULL) != 0) {
+    if (c->ev == NULL || c->retry == NULL || event_add(c->ev, NULL) != 0) {
         snprintf(errstr, errstr_size, "cannot register the consumer with the event loop");
         goto fail;
     }
@@ -228,13 +333,41 @@ static int pause_or_resume(struct pp_consumer *c, const char *topic, int32_t par
     return err ? -1 : 0;
 }
 
+static int hold(struct pp_consumer *c, const rd_kafka_message_t *rkm, bool for_schema)
+{
+    const char *topic = rd_kafka_topic_name(rkm->rkt);
+    struct held *h = find_held(c, topic, rkm->partition);
+    if (h == NULL) {
+        if (c->held_n >= MAX_HELD) {
+            return -1;
+        }
+        h = &c->held[c->held_n++];
+        snprintf(h->topic, sizeof(h->topic), "%s", topic);
+        h->partition = rkm->partition;
+        h->for_schema = false;
+    }
+    if (for_schema && !h->for_schema) {
+        h->for_schema = true;
+        c->stats.schema_held++;
+    }
+    if (pause_or_resume(c, topic, rkm->partition, rkm->offset) != 0) {
+        drop_held(c, h);
+        return -1;
+    }
+    return 0;
+}
+
 int pp_consumer_hold(struct pp_consumer *c, const rd_kafka_message_t *rkm)
 {
-    return pause_or_resume(c, rd_kafka_topic_name(rkm->rkt), rkm->partition, rkm->offset);
+    return hold(c, rkm, false);
 }
 
 int pp_consumer_resume(struct pp_consumer *c, const char *topic, int32_t partition)
 {
+    struct held *h = find_held(c, topic, partition);
+    if (h) {
+        drop_held(c, h);
+    }
     return pause_or_resume(c, topic, partition, -1);
 }
 
@@ -256,6 +389,9 @@ void pp_consumer_destroy(struct pp_consumer *c)
     pp_consumer_close(c);
     if (c->ev) {
         event_free(c->ev);
+    }
+    if (c->retry) {
+        event_free(c->retry);
     }
     if (c->queue) {
         rd_kafka_queue_io_event_enable(c->queue, -1, NULL, 0);

@@ -32,9 +32,15 @@ typedef void(pp_consumer_reject_cb)(const rd_kafka_message_t *rkm, enum pp_decod
 /* A partition was assigned (assigned = 1) or revoked/lost (0). */
 typedef void(pp_consumer_assign_cb)(const char *topic, int32_t partition, int assigned,
                                     void *opaque);
+/* The partition reached its end: everything written so far has been read. */
+typedef void(pp_consumer_eof_cb)(const char *topic, int32_t partition, void *opaque);
 /* A consumer-level error: fatal ones mean the consumer cannot go on. */
 typedef void(pp_consumer_error_cb)(rd_kafka_resp_err_t err, const char *reason, int fatal,
                                    void *opaque);
+/* A record's schema cannot be fetched now (registry down): its partition is
+ * paused and rewound to it, and retried with backoff. For the log. */
+typedef void(pp_consumer_schema_wait_cb)(const rd_kafka_message_t *rkm, const char *detail,
+                                         void *opaque);
 
 struct pp_consumer_conf {
     rd_kafka_conf_t *rk_conf; /* taken over by pp_consumer_new, even on failure */
@@ -45,7 +51,9 @@ struct pp_consumer_conf {
     pp_consumer_event_cb *on_event;
     pp_consumer_reject_cb *on_reject;
     pp_consumer_error_cb *on_error;
-    pp_consumer_assign_cb *on_assign; /* may be NULL */
+    pp_consumer_assign_cb *on_assign;           /* may be NULL */
+    pp_consumer_eof_cb *on_eof;                 /* may be NULL; needs enable.partition.eof=true */
+    pp_consumer_schema_wait_cb *on_schema_wait; /* may be NULL */
     void *opaque;
 };
 
@@ -55,6 +63,11 @@ struct pp_consumer_stats {
     uint64_t rejected;
     uint64_t rebalances;
     int32_t assigned_partitions;
+    /* Rejected (dead-lettered) records by reason, indexed by enum
+     * pp_decode_err (pp_decode_reason() names them). */
+    uint64_t rejected_by_reason[PP_DECODE__COUNT];
+    uint64_t schema_waits; /* times a partition was held for an unavailable schema */
+    int32_t schema_held;   /* partitions held for a schema right now */
 };
 
 struct pp_consumer;
@@ -64,7 +77,10 @@ struct pp_consumer *pp_consumer_new(struct pp_consumer_conf *cc, char *errstr, s
 
 /* Pauses rkm's partition and rewinds it to rkm, so that rkm is delivered
  * again after pp_consumer_resume(). Used to keep partitions aligned in event
- * time: nothing is lost, nothing is buffered in memory. */
+ * time, and by the consumer itself while a record's schema cannot be fetched
+ * (resumed by its own retry timer, 250 ms doubling to 10 s): nothing is lost,
+ * nothing is buffered in memory. Records of a held partition that librdkafka
+ * had fetched before the pause are not handed out (they come again). */
 int pp_consumer_hold(struct pp_consumer *c, const rd_kafka_message_t *rkm);
 /* Resumes one held partition. */
 int pp_consumer_resume(struct pp_consumer *c, const char *topic, int32_t partition);

@@ -57,6 +57,8 @@ struct pp_proc {
     int32_t max_day; /* newest event day applied */
     int32_t last_eval_day;
     struct pp_proc_stats stats;
+    pp_proc_day_cb *day_cb;
+    void *day_opaque;
 };
 
 void pp_proc_conf_defaults(struct pp_proc_conf *conf)
@@ -268,6 +270,9 @@ static void evaluate_day(struct pp_proc *ctx, int32_t day, pp_alert_cb *cb, void
     }
     ctx->stats.days_evaluated++;
     ctx->last_eval_day = day;
+    if (ctx->day_cb) {
+        ctx->day_cb(ctx, day, ctx->day_opaque);
+    }
 }
 
 static void evaluate_closed(struct pp_proc *ctx, pp_alert_cb *cb, void *opaque)
@@ -345,4 +350,30 @@ const struct pp_proc_stats *pp_proc_stats(const struct pp_proc *ctx)
 uint32_t pp_proc_partner_count(const struct pp_proc *ctx)
 {
     return pp_idmap_count(ctx->partner_ids);
+}
+
+int pp_proc_partner_view(const struct pp_proc *ctx, uint32_t idx, struct pp_proc_partner_view *out)
+{
+    if (idx >= pp_idmap_count(ctx->partner_ids)) {
+        return -1;
+    }
+    const struct partner *p = &ctx->partners[idx];
+    snprintf(out->partner_id, sizeof(out->partner_id), "%s", pp_idmap_key(ctx->partner_ids, idx));
+    /* window_sum is the scratch of evaluate_day(): after it, the count of
+     * the last evaluated day (0 for a partner created since). */
+    out->tickets_in_window = p->window_sum;
+    out->firing = p->state == RULE_FIRING;
+    out->first_seen_day = p->first_seen_day;
+    return 0;
+}
+
+int32_t pp_proc_last_eval_day(const struct pp_proc *ctx)
+{
+    return ctx->last_eval_day;
+}
+
+void pp_proc_set_day_cb(struct pp_proc *ctx, pp_proc_day_cb *cb, void *opaque)
+{
+    ctx->day_cb = cb;
+    ctx->day_opaque = opaque;
 }

@@ -73,4 +73,22 @@ int64_t pp_proc_watermark(const struct pp_proc *ctx); /* INT64_MIN before any ev
 const struct pp_proc_stats *pp_proc_stats(const struct pp_proc *ctx);
 uint32_t pp_proc_partner_count(const struct pp_proc *ctx);
 
+/* Read-only view of one partner's state for the HTTP API (idx in
+ * 0..pp_proc_partner_count()-1; dense, stable for the processor's life). The
+ * values are those of the last evaluated day. Returns 0, or -1 for a bad idx. */
+struct pp_proc_partner_view {
+    char partner_id[PP_ID_MAX];
+    uint64_t tickets_in_window; /* TICKET_SURGE count on the last evaluated day */
+    int firing;                 /* TICKET_SURGE state machine is FIRING */
+    int32_t first_seen_day;     /* of the current or last episode; INT32_MIN if none */
+};
+int pp_proc_partner_view(const struct pp_proc *ctx, uint32_t idx, struct pp_proc_partner_view *out);
+int32_t pp_proc_last_eval_day(const struct pp_proc *ctx); /* INT32_MIN before the first */
+
+/* Called after each evaluated day (once every partner's rule ran), so an
+ * observer can sample per-partner views day by day (the HTTP history).
+ * Borrowed ctx: read-only, for the call only. cb NULL to remove. */
+typedef void(pp_proc_day_cb)(const struct pp_proc *ctx, int32_t day, void *opaque);
+void pp_proc_set_day_cb(struct pp_proc *ctx, pp_proc_day_cb *cb, void *opaque);
+
 #endif

@@ -14,6 +14,7 @@ struct source {
     int64_t stream_ms; /* largest event time seen, INT64_MIN before any */
     int64_t last_active_ms;
     bool assigned;
+    bool caught_up; /* at the end of the partition: only then may it go idle */
 };
 
 struct pp_watermark {
@@ -54,7 +55,7 @@ static struct source *source(struct pp_watermark *wm, const char *key)
             wm->cap = wm->cap ? wm->cap * 2 : 16;
             wm->src = pp_xrealloc(wm->src, wm->cap * sizeof(*wm->src));
         }
-        wm->src[i] = (struct source){INT64_MIN, INT64_MIN, false};
+        wm->src[i] = (struct source){INT64_MIN, INT64_MIN, false, false};
     }
     return &wm->src[i];
 }
@@ -63,7 +64,26 @@ void pp_watermark_assign(struct pp_watermark *wm, const char *key, int64_t now_m
 {
     struct source *s = source(wm, key);
     s->assigned = true;
+    s->caught_up = false;
     s->last_active_ms = now_ms;
+}
+
+void pp_watermark_caught_up(struct pp_watermark *wm, const char *key, int64_t now_ms)
+{
+    struct source *s = source(wm, key);
+    s->assigned = true;
+    if (!s->caught_up) {
+        s->caught_up = true;
+        s->last_active_ms = now_ms;
+    }
+}
+
+/* A partition holds the watermark back unless it is at its end and has
+ * delivered nothing for idle_ms: one that is merely slow to be served (a
+ * replay's backlog) still has older events to deliver. */
+static bool active(const struct pp_watermark *wm, const struct source *s, int64_t now_ms)
+{
+    return !s->caught_up || now_ms - s->last_active_ms < wm->idle_ms;
 }
 
 void pp_watermark_revoke(struct pp_watermark *wm, const char *key)
@@ -79,6 +99,7 @@ void pp_watermark_observe(struct pp_watermark *wm, const char *key, int64_t even
 {
     struct source *s = source(wm, key);
     s->assigned = true;
+    s->caught_up = false;
     s->last_active_ms = now_ms;
     if (event_ms > s->stream_ms) {
         s->stream_ms = event_ms;
@@ -96,7 +117,7 @@ int64_t pp_watermark_floor(struct pp_watermark *wm, int64_t now_ms)
     int64_t floor = INT64_MAX;
     for (uint32_t i = 0; i < pp_idmap_count(wm->ids); i++) {
         const struct source *s = &wm->src[i];
-        if (!s->assigned || now_ms - s->last_active_ms >= wm->idle_ms) {
+        if (!s->assigned || !active(wm, s, now_ms)) {
             continue;
         }
         int64_t t = s->stream_ms == INT64_MIN ? wm->oldest_seen : s->stream_ms;
@@ -119,7 +140,7 @@ int64_t pp_watermark_get(struct pp_watermark *wm, int64_t now_ms)
         if (s->stream_ms > max_all) {
             max_all = s->stream_ms;
         }
-        if (now_ms - s->last_active_ms < wm->idle_ms) {
+        if (active(wm, s, now_ms)) {
             any_active = true;
             if (s->stream_ms < min_active) {
                 min_active = s->stream_ms;

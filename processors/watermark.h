@@ -33,6 +33,9 @@ void pp_watermark_revoke(struct pp_watermark *wm, const char *key);
  * implicitly if needed). */
 void pp_watermark_observe(struct pp_watermark *wm, const char *key, int64_t event_ms,
                           int64_t now_ms);
+/* The partition reached its end (nothing more to read for now). */
+void pp_watermark_caught_up(struct pp_watermark *wm, const char *key, int64_t now_ms);
+
 /* The current watermark; INT64_MIN while nothing can be said. */
 int64_t pp_watermark_get(struct pp_watermark *wm, int64_t now_ms);
 

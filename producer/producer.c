@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alert_json.h"
 #include "palloc.h"
 
 /* When librdkafka's local queue is full we serve delivery reports and retry
@@ -111,7 +112,15 @@ int pp_producer_send_alert(struct pp_producer *p, const struct pp_alert *alert, 
                            size_t errstr_size)
 {
     size_t len;
-    const void *buf = pp_codec_encode_alert(p->codec, alert, NULL, &len, errstr, errstr_size);
+    /* The full explanation (scores, signals, affected customers, runbook) as
+     * MODEL.md §2.7's JSON document, in the record's details_json field. */
+    char *details = NULL;
+    if (pp_alert_to_json(alert, &details) != 0) {
+        snprintf(errstr, errstr_size, "alert %s: cannot render details", alert->alert_id);
+        return -1;
+    }
+    const void *buf = pp_codec_encode_alert(p->codec, alert, details, &len, errstr, errstr_size);
+    free(details);
     if (buf == NULL) {
         return -1;
     }

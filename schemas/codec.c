@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "palloc.h"
 #include "ptime.h"
 
@@ -141,7 +143,6 @@ struct pp_codec {
     struct pp_schema_catalog *cat;
     struct pp_codec_limits lim;
     struct bound_table bound[NTABLES];
-    avro_reader_t reader;
     avro_writer_t writer;
     char *buf;
     size_t buf_cap;
@@ -150,8 +151,8 @@ struct pp_codec {
 const char *pp_decode_reason(enum pp_decode_err err)
 {
     static const char *const names[PP_DECODE__COUNT] = {
-        "ok",           "too_short",      "bad_magic",     "too_large", "unknown_schema_id",
-        "not_an_event", "malformed_avro", "invalid_value",
+        "ok",           "too_short",      "bad_magic",     "too_large",       "unknown_schema_id",
+        "not_an_event", "malformed_avro", "invalid_value", "schema_mismatch", "schema_unavailable",
     };
     return (unsigned)err < PP_DECODE__COUNT ? names[err] : "unknown";
 }
@@ -161,17 +162,26 @@ void pp_codec_limits_defaults(struct pp_codec_limits *lim)
     lim->max_message_bytes = 1024 * 1024;
     lim->min_event_ms = pp_day_to_ms(pp_day_from_civil(2000, 1, 1));
     lim->max_event_ms = pp_day_to_ms(pp_day_from_civil(2100, 1, 1));
+    lim->max_string_bytes = 64 * 1024;
+    lim->max_items = 100000;
 }
 
 struct pp_codec *pp_codec_new(struct pp_schema_catalog *cat, const struct pp_codec_limits *lim)
 {
     struct pp_codec *codec = pp_xcalloc(1, sizeof(*codec));
     codec->cat = cat;
+    pp_codec_limits_defaults(&codec->lim);
     if (lim) {
         codec->lim = *lim;
-    }
-    else {
-        pp_codec_limits_defaults(&codec->lim);
+        /* Callers that predate a limit leave it 0: keep its default. */
+        struct pp_codec_limits def;
+        pp_codec_limits_defaults(&def);
+        if (codec->lim.max_string_bytes == 0) {
+            codec->lim.max_string_bytes = def.max_string_bytes;
+        }
+        if (codec->lim.max_items == 0) {
+            codec->lim.max_items = def.max_items;
+        }
     }
     for (size_t i = 0; i < NTABLES; i++) {
         struct bound_table *b = &codec->bound[i];
@@ -190,7 +200,6 @@ struct pp_codec *pp_codec_new(struct pp_schema_catalog *cat, const struct pp_cod
             }
         }
     }
-    codec->reader = avro_reader_memory("", 0);
     codec->buf_cap = 4096;
     codec->buf = pp_xmalloc(codec->buf_cap);
     codec->writer = avro_writer_memory(codec->buf, (int64_t)codec->buf_cap);
@@ -201,9 +210,6 @@ void pp_codec_destroy(struct pp_codec *codec)
 {
     if (codec == NULL) {
         return;
-    }
-    if (codec->reader) {
-        avro_reader_free(codec->reader);
     }
     if (codec->writer) {
         avro_writer_free(codec->writer);
@@ -222,46 +228,343 @@ bool pp_wire_schema_id(const void *buf, size_t len, int32_t *id)
     return true;
 }
 
-static const struct bound_table *bound_by_kind(const struct pp_codec *codec,
-                                               enum pp_schema_kind kind)
+/* ---- the resolving decoder ----------------------------------------------
+ *
+ * avro-c allocates whatever a record declares (a string of 2^63 bytes, an
+ * array of a billion nulls) before noticing the input is short, reads an
+ * enum symbol for any index, and its schema resolver matches enums by
+ * position and ignores reader defaults. So no avro-c value is used here: the
+ * body is walked once against the WRITER schema, and every writer field is
+ * either read straight into struct pp_event (with the reader's type, by
+ * field name) or skipped, following a plan compiled once per writer schema.
+ *
+ * Every length must fit in the bytes that remain and under max_string_bytes,
+ * every enum index and union branch must exist, collections are capped,
+ * nesting is bounded, trailing bytes are refused. Domain problems (a string
+ * too long for its field, an empty identifier) are remembered and reported
+ * only once the whole body has proved well-formed, so a record that is both
+ * malformed and invalid is always `malformed_avro`.
+ */
+
+#define MAX_DEPTH 32
+
+enum op {
+    OP_SKIP,   /* a writer field the reader lacks: walk over it */
+    OP_NULL,   /* writer null into an optional reader field: absent */
+    OP_STR,    /* writer string or bytes into a reader string */
+    OP_INT,    /* writer int into reader int, long or double */
+    OP_LONG,   /* writer long into reader long or double */
+    OP_FLOAT,  /* writer float into reader double */
+    OP_DOUBLE, /* writer double into reader double */
+    OP_BOOL,
+    OP_ENUM,  /* by symbol name through enum_map */
+    OP_UNION, /* writer union: read the branch index, then its step */
+    OP_FAIL,  /* a writer type the reader field cannot take */
+};
+
+struct step {
+    enum op op;
+    const struct fdesc *fd; /* the reader field; NULL for OP_SKIP */
+    const char *wname;      /* the writer field's name, for details */
+    avro_schema_t skip;     /* OP_SKIP: the writer schema to walk */
+    int *enum_map;          /* OP_ENUM: writer index -> domain value, -1 unknown */
+    size_t enum_n;
+    struct step *branches; /* OP_UNION */
+    size_t nbranches;
+};
+
+struct plan {
+    const struct table *t; /* NULL when the writer does not resolve */
+    struct step *steps;    /* one per writer field, in writer order */
+    size_t n;
+    struct pp_event tmpl; /* reader defaults of the fields the writer lacks */
+    char error[200];      /* why the writer does not resolve (t == NULL) */
+};
+
+static void step_free(struct step *st)
 {
-    for (size_t i = 0; i < NTABLES; i++) {
-        if (codec->bound[i].t->kind == kind) {
-            return &codec->bound[i];
+    free(st->enum_map);
+    for (size_t i = 0; i < st->nbranches; i++) {
+        step_free(&st->branches[i]);
+    }
+    free(st->branches);
+}
+
+static void plan_free(void *arg)
+{
+    struct plan *plan = arg;
+    for (size_t i = 0; plan && i < plan->n; i++) {
+        step_free(&plan->steps[i]);
+    }
+    if (plan) {
+        free(plan->steps);
+    }
+    free(plan);
+}
+
+static avro_schema_t deref(avro_schema_t s)
+{
+    for (int i = 0; i < MAX_DEPTH && avro_typeof(s) == AVRO_LINK; i++) {
+        s = avro_schema_link_target(s);
+    }
+    return s;
+}
+
+/* How a writer value of schema `ws` goes into reader field `fd`, whose enum
+ * type default (for unknown symbols) is `enum_default` (-1: none). */
+static void compile_value(struct step *st, avro_schema_t ws, const struct fdesc *fd,
+                          int enum_default)
+{
+    ws = deref(ws);
+    st->fd = fd;
+    st->op = OP_FAIL;
+    st->skip = ws; /* OP_FAIL walks over the value it cannot take */
+    switch (avro_typeof(ws)) {
+    case AVRO_UNION:
+        st->op = OP_UNION;
+        st->nbranches = avro_schema_union_size(ws);
+        st->branches = pp_xcalloc(st->nbranches ? st->nbranches : 1, sizeof(*st->branches));
+        for (size_t i = 0; i < st->nbranches; i++) {
+            st->branches[i].wname = st->wname;
+            compile_value(&st->branches[i], avro_schema_union_branch(ws, (int)i), fd, enum_default);
+        }
+        return;
+    case AVRO_NULL:
+        st->op = fd->optional ? OP_NULL : OP_FAIL;
+        return;
+    case AVRO_STRING:
+    case AVRO_BYTES:
+        st->op = fd->kind == F_STR ? OP_STR : OP_FAIL;
+        return;
+    case AVRO_INT32:
+        st->op =
+            (fd->kind == F_INT || fd->kind == F_LONG || fd->kind == F_DOUBLE) ? OP_INT : OP_FAIL;
+        return;
+    case AVRO_INT64:
+        st->op = (fd->kind == F_LONG || fd->kind == F_DOUBLE) ? OP_LONG : OP_FAIL;
+        return;
+    case AVRO_FLOAT:
+        st->op = fd->kind == F_DOUBLE ? OP_FLOAT : OP_FAIL;
+        return;
+    case AVRO_DOUBLE:
+        st->op = fd->kind == F_DOUBLE ? OP_DOUBLE : OP_FAIL;
+        return;
+    case AVRO_BOOLEAN:
+        st->op = fd->kind == F_BOOL ? OP_BOOL : OP_FAIL;
+        return;
+    case AVRO_ENUM:
+        if (fd->kind != F_ENUM) {
+            return;
+        }
+        st->op = OP_ENUM;
+        st->enum_n = (size_t)avro_schema_enum_number_of_symbols(ws);
+        st->enum_map = pp_xcalloc(st->enum_n ? st->enum_n : 1, sizeof(int));
+        for (size_t i = 0; i < st->enum_n; i++) {
+            const char *sym = avro_schema_enum_get(ws, (int)i);
+            int v = sym ? fd->from_name(sym) : -1;
+            st->enum_map[i] = v >= 0 ? v : enum_default;
+        }
+        return;
+    default:
+        return;
+    }
+}
+
+/* Whether any value of the step can be read (a union needs one good branch). */
+static bool step_possible(const struct step *st)
+{
+    if (st->op == OP_UNION) {
+        for (size_t i = 0; i < st->nbranches; i++) {
+            if (step_possible(&st->branches[i])) {
+                return true;
+            }
+        }
+        return false;
+    }
+    return st->op != OP_FAIL;
+}
+
+/* Copies into the event at a table offset. Not inlined: GCC's
+ * -Wstringop-overflow (with ASan) otherwise guesses the destination's size
+ * from the first member of struct pp_event. */
+__attribute__((noinline)) static void put_at(struct pp_event *ev, size_t off, const void *src,
+                                             size_t n)
+{
+    memcpy((char *)ev + off, src, n);
+}
+
+/* Stores a JSON default of the reader into the template event; false when
+ * it does not fit the field. */
+static bool apply_default(const struct fdesc *fd, json_t *def, struct pp_event *ev)
+{
+    if (fd->optional) {
+        if (json_is_null(def)) {
+            bool absent = false;
+            put_at(ev, fd->has_off, &absent, sizeof(bool));
+            return true;
+        }
+        bool present = true; /* not valid Avro for ["null", T], tolerated */
+        put_at(ev, fd->has_off, &present, sizeof(bool));
+    }
+    switch (fd->kind) {
+    case F_STR: {
+        const char *s = json_string_value(def);
+        if (s == NULL || strlen(s) >= fd->size) {
+            return false;
+        }
+        put_at(ev, fd->off, s, strlen(s) + 1);
+        return true;
+    }
+    case F_INT: {
+        if (!json_is_integer(def)) {
+            return false;
+        }
+        int32_t v = (int32_t)json_integer_value(def);
+        put_at(ev, fd->off, &v, sizeof(v));
+        return true;
+    }
+    case F_LONG: {
+        if (!json_is_integer(def)) {
+            return false;
+        }
+        int64_t v = (int64_t)json_integer_value(def);
+        put_at(ev, fd->off, &v, sizeof(v));
+        return true;
+    }
+    case F_DOUBLE: {
+        if (!json_is_number(def)) {
+            return false;
+        }
+        double v = json_number_value(def);
+        put_at(ev, fd->off, &v, sizeof(v));
+        return true;
+    }
+    case F_BOOL: {
+        if (!json_is_boolean(def)) {
+            return false;
+        }
+        bool v = json_is_true(def);
+        put_at(ev, fd->off, &v, sizeof(v));
+        return true;
+    }
+    case F_ENUM: {
+        int v = json_is_string(def) ? fd->from_name(json_string_value(def)) : -1;
+        if (v < 0) {
+            return false;
+        }
+        put_at(ev, fd->off, &v, sizeof(int));
+        return true;
+    }
+    }
+    return false;
+}
+
+static json_t *reader_field_json(json_t *reader, const char *name)
+{
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(reader, "fields"), i, f)
+    {
+        const char *n = json_string_value(json_object_get(f, "name"));
+        if (n && strcmp(n, name) == 0) {
+            return f;
         }
     }
     return NULL;
 }
 
-/* ---- bounded pre-validation ---------------------------------------------
- *
- * avro-c allocates whatever a record declares (a string of 2^63 bytes, an
- * array of a billion nulls) before noticing the input is short, and reads an
- * enum symbol for any index. So every body is first walked against its
- * writer schema here, allocating nothing: every length must fit in the bytes
- * that remain, every enum index and union branch must exist, collections are
- * capped, nesting is bounded. Only a body that passes is given to avro-c.
- */
+/* The reader's enum default (for symbols it does not know), -1 when none. */
+static int reader_enum_default(json_t *rfield, const struct fdesc *fd)
+{
+    json_t *type = json_object_get(rfield, "type");
+    const char *sym = json_string_value(json_object_get(type, "default"));
+    return (fd->kind == F_ENUM && sym) ? fd->from_name(sym) : -1;
+}
 
-#define MAX_DEPTH 32
-#define MAX_ITEMS 100000 /* array/map items per record */
+#define PLAN_FAIL(...)                                                                             \
+    do {                                                                                           \
+        snprintf(plan->error, sizeof(plan->error), __VA_ARGS__);                                   \
+        plan->t = NULL;                                                                            \
+        goto out;                                                                                  \
+    } while (0)
 
-struct walk {
+/* Compiles the resolution of writer `w` into the reader table `t`. */
+static struct plan *compile_plan(struct pp_codec *codec, struct pp_schema_entry *w,
+                                 const struct table *t)
+{
+    struct plan *plan = pp_xcalloc(1, sizeof(*plan));
+    plan->t = t;
+    plan->tmpl.type = t->type;
+    struct pp_schema_entry *r = pp_schema_catalog_by_kind(codec->cat, t->kind);
+    json_t *reader = json_loads(r->json, 0, NULL);
+    avro_schema_t ws = deref(w->schema);
+    bool seen[MAX_FIELDS] = {false};
+    if (reader == NULL) {
+        PLAN_FAIL("the reader schema %s does not parse", r->fullname); /* a build defect */
+    }
+    if (avro_typeof(ws) != AVRO_RECORD) {
+        PLAN_FAIL("writer schema %d is not a record", (int)w->id);
+    }
+    plan->n = avro_schema_record_size(ws);
+    plan->steps = pp_xcalloc(plan->n ? plan->n : 1, sizeof(*plan->steps));
+    for (size_t i = 0; i < plan->n; i++) {
+        struct step *st = &plan->steps[i];
+        st->wname = avro_schema_record_field_name(ws, (int)i);
+        avro_schema_t fs = avro_schema_record_field_get_by_index(ws, (int)i);
+        size_t f = 0;
+        while (f < t->n && strcmp(t->fields[f].name, st->wname) != 0) {
+            f++;
+        }
+        if (f == t->n) {
+            st->op = OP_SKIP;
+            st->skip = fs;
+            continue;
+        }
+        seen[f] = true;
+        compile_value(st, fs, &t->fields[f],
+                      reader_enum_default(reader_field_json(reader, st->wname), &t->fields[f]));
+        if (!step_possible(st)) {
+            PLAN_FAIL("field %s: writer type %s cannot be read as the reader's", st->wname,
+                      avro_schema_type_name(deref(fs)) ? avro_schema_type_name(deref(fs)) : "?");
+        }
+    }
+    for (size_t f = 0; f < t->n; f++) {
+        if (seen[f]) {
+            continue;
+        }
+        json_t *def = json_object_get(reader_field_json(reader, t->fields[f].name), "default");
+        if (def == NULL) {
+            PLAN_FAIL("field %s: missing in writer schema %d and without a default in %s",
+                      t->fields[f].name, (int)w->id, r->fullname);
+        }
+        if (!apply_default(&t->fields[f], def, &plan->tmpl)) {
+            PLAN_FAIL("field %s: the reader's default does not fit", t->fields[f].name);
+        }
+    }
+out:
+    json_decref(reader);
+    return plan;
+}
+
+struct dec {
     const unsigned char *p;
     const unsigned char *end;
     size_t items;
+    const struct pp_codec_limits *lim;
+    enum pp_decode_err err;  /* the hard error, once set */
+    enum pp_decode_err soft; /* the first domain problem, reported after the walk */
     char *detail;
     size_t detail_size;
 };
 
-static bool read_varlong(struct walk *w, int64_t *out)
+static bool read_varlong(struct dec *d, int64_t *out)
 {
     uint64_t v = 0;
     for (int shift = 0; shift < 64; shift += 7) {
-        if (w->p >= w->end) {
+        if (d->p >= d->end) {
             return false;
         }
-        unsigned char b = *w->p++;
+        unsigned char b = *d->p++;
         v |= (uint64_t)(b & 0x7f) << shift;
         if ((b & 0x80) == 0) {
             *out = (int64_t)(v >> 1) ^ -(int64_t)(v & 1); /* zig-zag */
@@ -271,75 +574,97 @@ static bool read_varlong(struct walk *w, int64_t *out)
     return false; /* more than 10 bytes */
 }
 
-#define WALK_FAIL(...)                                                                             \
+#define HARD(code, ...)                                                                            \
     do {                                                                                           \
-        snprintf(w->detail, w->detail_size, __VA_ARGS__);                                          \
+        snprintf(d->detail, d->detail_size, __VA_ARGS__);                                          \
+        d->err = (code);                                                                           \
         return false;                                                                              \
     } while (0)
+#define SOFT(code, ...)                                                                            \
+    do {                                                                                           \
+        if (d->soft == PP_DECODE_OK) {                                                             \
+            snprintf(d->detail, d->detail_size, __VA_ARGS__);                                      \
+            d->soft = (code);                                                                      \
+        }                                                                                          \
+    } while (0)
 
-static bool walk_value(struct walk *w, avro_schema_t s, int depth, const char *name)
+/* A string or bytes length: fits the remaining bytes and the limit. */
+static bool read_len(struct dec *d, const char *name, int64_t *n)
+{
+    if (!read_varlong(d, n) || *n < 0 || *n > d->end - d->p) {
+        HARD(PP_DECODE_MALFORMED, "%s: length %lld does not fit the %lld remaining bytes", name,
+             (long long)*n, (long long)(d->end - d->p));
+    }
+    if ((uint64_t)*n > d->lim->max_string_bytes) {
+        HARD(PP_DECODE_TOO_LARGE, "%s: %lld bytes (limit %zu)", name, (long long)*n,
+             d->lim->max_string_bytes);
+    }
+    return true;
+}
+
+/* Walks over one value of writer schema `s` without keeping it. */
+static bool skip_value(struct dec *d, avro_schema_t s, int depth, const char *name)
 {
     int64_t n = 0;
     if (depth > MAX_DEPTH) {
-        WALK_FAIL("%s: nested deeper than %d", name, MAX_DEPTH);
+        HARD(PP_DECODE_MALFORMED, "%s: nested deeper than %d", name, MAX_DEPTH);
     }
     switch (avro_typeof(s)) {
     case AVRO_NULL:
         return true;
     case AVRO_BOOLEAN:
-        if (w->p >= w->end || *w->p > 1) {
-            WALK_FAIL("%s: bad boolean", name);
+        if (d->p >= d->end || *d->p > 1) {
+            HARD(PP_DECODE_MALFORMED, "%s: bad boolean", name);
         }
-        w->p++;
+        d->p++;
         return true;
     case AVRO_INT32:
-        if (!read_varlong(w, &n) || n < INT32_MIN || n > INT32_MAX) {
-            WALK_FAIL("%s: bad or truncated int", name);
+        if (!read_varlong(d, &n) || n < INT32_MIN || n > INT32_MAX) {
+            HARD(PP_DECODE_MALFORMED, "%s: bad or truncated int", name);
         }
         return true;
     case AVRO_INT64:
-        if (!read_varlong(w, &n)) {
-            WALK_FAIL("%s: bad or truncated long", name);
+        if (!read_varlong(d, &n)) {
+            HARD(PP_DECODE_MALFORMED, "%s: bad or truncated long", name);
         }
         return true;
     case AVRO_FLOAT:
     case AVRO_DOUBLE: {
         size_t sz = avro_typeof(s) == AVRO_FLOAT ? 4 : 8;
-        if ((size_t)(w->end - w->p) < sz) {
-            WALK_FAIL("%s: truncated number", name);
+        if ((size_t)(d->end - d->p) < sz) {
+            HARD(PP_DECODE_MALFORMED, "%s: truncated number", name);
         }
-        w->p += sz;
+        d->p += sz;
         return true;
     }
     case AVRO_STRING:
     case AVRO_BYTES:
-        if (!read_varlong(w, &n) || n < 0 || n > w->end - w->p) {
-            WALK_FAIL("%s: length %lld does not fit the %lld remaining bytes", name, (long long)n,
-                      (long long)(w->end - w->p));
+        if (!read_len(d, name, &n)) {
+            return false;
         }
-        w->p += n;
+        d->p += n;
         return true;
     case AVRO_FIXED:
         n = avro_schema_fixed_size(s);
-        if (n > w->end - w->p) {
-            WALK_FAIL("%s: truncated fixed", name);
+        if (n < 0 || n > d->end - d->p) {
+            HARD(PP_DECODE_MALFORMED, "%s: truncated fixed", name);
         }
-        w->p += n;
+        d->p += n;
         return true;
     case AVRO_ENUM:
-        if (!read_varlong(w, &n) || n < 0 || n >= avro_schema_enum_number_of_symbols(s)) {
-            WALK_FAIL("%s: enum index %lld out of range", name, (long long)n);
+        if (!read_varlong(d, &n) || n < 0 || n >= avro_schema_enum_number_of_symbols(s)) {
+            HARD(PP_DECODE_MALFORMED, "%s: enum index %lld out of range", name, (long long)n);
         }
         return true;
     case AVRO_UNION:
-        if (!read_varlong(w, &n) || n < 0 || (size_t)n >= avro_schema_union_size(s)) {
-            WALK_FAIL("%s: union branch %lld out of range", name, (long long)n);
+        if (!read_varlong(d, &n) || n < 0 || (size_t)n >= avro_schema_union_size(s)) {
+            HARD(PP_DECODE_MALFORMED, "%s: union branch %lld out of range", name, (long long)n);
         }
-        return walk_value(w, avro_schema_union_branch(s, (int)n), depth + 1, name);
+        return skip_value(d, avro_schema_union_branch(s, (int)n), depth + 1, name);
     case AVRO_RECORD:
         for (size_t i = 0; i < avro_schema_record_size(s); i++) {
             const char *fname = avro_schema_record_field_name(s, (int)i);
-            if (!walk_value(w, avro_schema_record_field_get_by_index(s, (int)i), depth + 1,
+            if (!skip_value(d, avro_schema_record_field_get_by_index(s, (int)i), depth + 1,
                             fname)) {
                 return false;
             }
@@ -348,147 +673,204 @@ static bool walk_value(struct walk *w, avro_schema_t s, int depth, const char *n
     case AVRO_ARRAY:
     case AVRO_MAP:
         for (;;) {
-            if (!read_varlong(w, &n)) {
-                WALK_FAIL("%s: truncated block count", name);
+            if (!read_varlong(d, &n)) {
+                HARD(PP_DECODE_MALFORMED, "%s: truncated block count", name);
             }
             if (n == 0) {
                 return true;
             }
             if (n < 0) { /* a negative count is followed by the block's byte size */
                 int64_t bytes;
-                if (n == INT64_MIN || !read_varlong(w, &bytes) || bytes < 0) {
-                    WALK_FAIL("%s: bad block header", name);
+                if (n == INT64_MIN || !read_varlong(d, &bytes) || bytes < 0) {
+                    HARD(PP_DECODE_MALFORMED, "%s: bad block header", name);
                 }
                 n = -n;
             }
-            if (n > MAX_ITEMS || w->items + (size_t)n > MAX_ITEMS) {
-                WALK_FAIL("%s: more than %d items", name, MAX_ITEMS);
+            if ((uint64_t)n > d->lim->max_items || d->items + (size_t)n > d->lim->max_items) {
+                HARD(PP_DECODE_TOO_LARGE, "%s: more than %zu items", name, d->lim->max_items);
             }
-            w->items += (size_t)n;
+            d->items += (size_t)n;
             for (int64_t i = 0; i < n; i++) {
                 if (avro_typeof(s) == AVRO_MAP) {
                     int64_t klen;
-                    if (!read_varlong(w, &klen) || klen < 0 || klen > w->end - w->p) {
-                        WALK_FAIL("%s: bad map key", name);
+                    if (!read_len(d, name, &klen)) {
+                        return false;
                     }
-                    w->p += klen;
+                    d->p += klen;
                 }
                 avro_schema_t item = avro_typeof(s) == AVRO_MAP ? avro_schema_map_values(s)
                                                                 : avro_schema_array_items(s);
-                if (!walk_value(w, item, depth + 1, name)) {
+                if (!skip_value(d, item, depth + 1, name)) {
                     return false;
                 }
             }
         }
     case AVRO_LINK:
-        return walk_value(w, avro_schema_link_target(s), depth + 1, name);
+        return skip_value(d, avro_schema_link_target(s), depth + 1, name);
+    default:
+        break;
     }
-    WALK_FAIL("%s: unsupported Avro type", name);
+    HARD(PP_DECODE_MALFORMED, "%s: unsupported Avro type", name);
 }
 
-/* true when `len` bytes are exactly one well-formed value of `schema`. */
-static bool prevalidate(avro_schema_t schema, const void *buf, size_t len, char *detail,
-                        size_t detail_size)
+static void set_present(const struct fdesc *fd, struct pp_event *ev, bool present)
 {
-    struct walk w = {buf, (const unsigned char *)buf + len, 0, detail, detail_size};
-    if (!walk_value(&w, schema, 0, "record")) {
-        return false;
+    if (fd->optional) {
+        memcpy((char *)ev + fd->has_off, &present, sizeof(bool));
     }
-    if (w.p != w.end) {
-        snprintf(detail, detail_size, "%lld trailing bytes after the record",
-                 (long long)(w.end - w.p));
-        return false;
-    }
-    return true;
 }
 
-/* Reads one field of a decoded record into the event. */
-static enum pp_decode_err read_field(const struct fdesc *fd, avro_value_t *field,
-                                     struct pp_event *ev, char *detail, size_t detail_size)
+/* Stores a number read from the writer into the reader field's type. */
+static void store_number(const struct fdesc *fd, struct pp_event *ev, int64_t i, double f,
+                         bool is_float)
 {
     char *base = (char *)ev;
-    avro_value_t branch;
-    if (fd->optional) {
-        if (avro_value_get_current_branch(field, &branch) != 0) {
-            snprintf(detail, detail_size, "%s: no union branch", fd->name);
-            return PP_DECODE_MALFORMED;
-        }
-        bool present = avro_value_get_type(&branch) != AVRO_NULL;
-        memcpy(base + fd->has_off, &present, sizeof(bool));
-        if (!present) {
-            return PP_DECODE_OK;
-        }
-        field = &branch;
-    }
-    int rc = 0;
     switch (fd->kind) {
-    case F_STR: {
-        const char *s = NULL;
-        size_t n = 0;
-        rc = avro_value_get_string(field, &s, &n);
-        if (rc == 0) {
-            size_t len = n ? n - 1 : 0; /* avro-c counts the NUL */
-            if (len >= fd->size || memchr(s, '\0', len) != NULL) {
-                snprintf(detail, detail_size, "%s: string of %zu bytes (at most %zu)", fd->name,
-                         len, fd->size - 1);
-                return PP_DECODE_INVALID;
-            }
-            memcpy(base + fd->off, s, len);
-            base[fd->off + len] = '\0';
-            if (fd->required && len == 0) {
-                snprintf(detail, detail_size, "%s: empty", fd->name);
-                return PP_DECODE_INVALID;
-            }
-        }
-        break;
-    }
     case F_INT: {
-        int32_t v;
-        rc = avro_value_get_int(field, &v);
+        int32_t v = (int32_t)i;
         memcpy(base + fd->off, &v, sizeof(v));
         break;
     }
-    case F_LONG: {
-        int64_t v;
-        rc = avro_value_get_long(field, &v);
-        memcpy(base + fd->off, &v, sizeof(v));
+    case F_LONG:
+        memcpy(base + fd->off, &i, sizeof(i));
         break;
-    }
     case F_DOUBLE: {
-        double v;
-        rc = avro_value_get_double(field, &v);
+        double v = is_float ? f : (double)i;
         memcpy(base + fd->off, &v, sizeof(v));
         break;
     }
-    case F_BOOL: {
-        int v;
-        rc = avro_value_get_boolean(field, &v);
-        bool b = v != 0;
-        memcpy(base + fd->off, &b, sizeof(b));
+    default:
         break;
     }
-    case F_ENUM: {
-        int idx;
-        rc = avro_value_get_enum(field, &idx);
-        if (rc == 0) {
-            /* By symbol name, not by position (DESIGN.md §3). */
-            const char *sym = avro_schema_enum_get(avro_value_get_schema(field), idx);
-            int v = sym ? fd->from_name(sym) : -1;
-            if (v < 0) {
-                snprintf(detail, detail_size, "%s: unknown symbol %s", fd->name,
-                         sym ? sym : "(none)");
-                return PP_DECODE_INVALID;
-            }
-            memcpy(base + fd->off, &v, sizeof(int));
+    set_present(fd, ev, true);
+}
+
+static bool run_step(struct dec *d, const struct step *st, struct pp_event *ev)
+{
+    const struct fdesc *fd = st->fd;
+    char *base = (char *)ev;
+    int64_t n = 0;
+    switch (st->op) {
+    case OP_SKIP:
+        return skip_value(d, st->skip, 1, st->wname);
+    case OP_NULL:
+        set_present(fd, ev, false);
+        return true;
+    case OP_STR: {
+        if (!read_len(d, st->wname, &n)) {
+            return false;
         }
+        const unsigned char *s = d->p;
+        d->p += n;
+        if ((size_t)n >= fd->size || memchr(s, '\0', (size_t)n) != NULL) {
+            SOFT(PP_DECODE_INVALID, "%s: string of %lld bytes (at most %zu, no NUL)", fd->name,
+                 (long long)n, fd->size - 1);
+            return true;
+        }
+        memcpy(base + fd->off, s, (size_t)n);
+        base[fd->off + (size_t)n] = '\0';
+        if (fd->required && n == 0) {
+            SOFT(PP_DECODE_INVALID, "%s: empty", fd->name);
+        }
+        set_present(fd, ev, true);
+        return true;
+    }
+    case OP_INT:
+        if (!read_varlong(d, &n) || n < INT32_MIN || n > INT32_MAX) {
+            HARD(PP_DECODE_MALFORMED, "%s: bad or truncated int", st->wname);
+        }
+        store_number(fd, ev, n, 0, false);
+        return true;
+    case OP_LONG:
+        if (!read_varlong(d, &n)) {
+            HARD(PP_DECODE_MALFORMED, "%s: bad or truncated long", st->wname);
+        }
+        store_number(fd, ev, n, 0, false);
+        return true;
+    case OP_FLOAT: {
+        if (d->end - d->p < 4) {
+            HARD(PP_DECODE_MALFORMED, "%s: truncated float", st->wname);
+        }
+        uint32_t u = (uint32_t)d->p[0] | (uint32_t)d->p[1] << 8 | (uint32_t)d->p[2] << 16 |
+                     (uint32_t)d->p[3] << 24;
+        float f;
+        memcpy(&f, &u, sizeof(f));
+        d->p += 4;
+        store_number(fd, ev, 0, (double)f, true);
+        return true;
+    }
+    case OP_DOUBLE: {
+        if (d->end - d->p < 8) {
+            HARD(PP_DECODE_MALFORMED, "%s: truncated double", st->wname);
+        }
+        uint64_t u = 0;
+        for (int i = 7; i >= 0; i--) {
+            u = u << 8 | d->p[i];
+        }
+        double f;
+        memcpy(&f, &u, sizeof(f));
+        d->p += 8;
+        store_number(fd, ev, 0, f, true);
+        return true;
+    }
+    case OP_BOOL: {
+        if (d->p >= d->end || *d->p > 1) {
+            HARD(PP_DECODE_MALFORMED, "%s: bad boolean", st->wname);
+        }
+        bool v = *d->p++ == 1;
+        memcpy(base + fd->off, &v, sizeof(v));
+        set_present(fd, ev, true);
+        return true;
+    }
+    case OP_ENUM: {
+        if (!read_varlong(d, &n) || n < 0 || (uint64_t)n >= st->enum_n) {
+            HARD(PP_DECODE_MALFORMED, "%s: enum index %lld out of range", st->wname, (long long)n);
+        }
+        int v = st->enum_map[n];
+        if (v < 0) {
+            SOFT(PP_DECODE_SCHEMA_MISMATCH,
+                 "%s: symbol #%lld is unknown to the reader, which has no enum default", fd->name,
+                 (long long)n);
+            return true;
+        }
+        memcpy(base + fd->off, &v, sizeof(int));
+        return true;
+    }
+    case OP_UNION:
+        if (!read_varlong(d, &n) || n < 0 || (uint64_t)n >= st->nbranches) {
+            HARD(PP_DECODE_MALFORMED, "%s: union branch %lld out of range", st->wname,
+                 (long long)n);
+        }
+        return run_step(d, &st->branches[n], ev);
+    case OP_FAIL:
         break;
     }
+    /* A union branch the reader cannot take (e.g. null into a required
+     * field): Avro resolution fails for this record only. */
+    SOFT(PP_DECODE_SCHEMA_MISMATCH, "%s: a %s value the reader's field cannot hold", st->wname,
+         avro_schema_type_name(st->skip) ? avro_schema_type_name(st->skip) : "writer");
+    return skip_value(d, st->skip, 1, st->wname);
+}
+
+/* The compiled plan of a writer entry (compiled on first use). */
+static const struct plan *plan_of(struct pp_codec *codec, struct pp_schema_entry *e,
+                                  const struct table *t)
+{
+    if (e->plan == NULL) {
+        e->plan = compile_plan(codec, e, t);
+        e->plan_free = plan_free;
     }
-    if (rc != 0) {
-        snprintf(detail, detail_size, "%s: %s", fd->name, avro_strerror());
-        return PP_DECODE_MALFORMED;
+    return e->plan;
+}
+
+static const struct table *table_by_kind(enum pp_schema_kind kind)
+{
+    for (size_t i = 0; i < NTABLES; i++) {
+        if (tables[i].kind == kind) {
+            return &tables[i];
+        }
     }
-    return PP_DECODE_OK;
+    return NULL;
 }
 
 #define INVALID(...)                                                                               \
@@ -552,8 +934,9 @@ static enum pp_decode_err validate(const struct pp_codec *codec, const struct pp
     return PP_DECODE_OK;
 }
 
-enum pp_decode_err pp_codec_decode_event(struct pp_codec *codec, const void *buf, size_t len,
-                                         struct pp_event *ev, char *detail, size_t detail_size)
+enum pp_decode_err pp_codec_decode(struct pp_codec *codec, const void *buf, size_t len,
+                                   struct pp_event *ev, int32_t *schema_id, char *detail,
+                                   size_t detail_size)
 {
     char scratch[8];
     if (detail == NULL) {
@@ -561,57 +944,81 @@ enum pp_decode_err pp_codec_decode_event(struct pp_codec *codec, const void *buf
         detail_size = sizeof(scratch);
     }
     detail[0] = '\0';
+    int32_t id = -1;
+    if (schema_id) {
+        *schema_id = -1;
+    }
     if (len > codec->lim.max_message_bytes) {
         snprintf(detail, detail_size, "%zu bytes (limit %zu)", len, codec->lim.max_message_bytes);
+        if (schema_id && pp_wire_schema_id(buf, len, &id)) {
+            *schema_id = id;
+        }
         return PP_DECODE_TOO_LARGE;
     }
     if (buf == NULL || len < PP_WIRE_HEADER) {
         snprintf(detail, detail_size, "%zu bytes, shorter than the 5-byte header", len);
         return PP_DECODE_TOO_SHORT;
     }
-    int32_t id;
     if (!pp_wire_schema_id(buf, len, &id)) {
         snprintf(detail, detail_size, "magic byte 0x%02x", ((const unsigned char *)buf)[0]);
         return PP_DECODE_BAD_MAGIC;
     }
-    struct pp_schema_entry *entry = pp_schema_catalog_get(codec->cat, id);
-    if (entry == NULL) {
-        snprintf(detail, detail_size, "schema id %d", id);
-        return PP_DECODE_UNKNOWN_SCHEMA;
+    if (schema_id) {
+        *schema_id = id;
     }
-    const struct bound_table *b = bound_by_kind(codec, entry->kind);
-    if (b == NULL) {
-        snprintf(detail, detail_size, "schema id %d is %s", id, entry->fullname);
+    struct pp_schema_entry *entry = NULL;
+    switch (pp_schema_catalog_lookup(codec->cat, id, &entry, detail, detail_size)) {
+    case PP_SCHEMA_FOUND:
+        break;
+    case PP_SCHEMA_NOT_FOUND:
+        return PP_DECODE_UNKNOWN_SCHEMA;
+    case PP_SCHEMA_UNAVAILABLE:
+        return PP_DECODE_SCHEMA_UNAVAILABLE;
+    case PP_SCHEMA_UNPARSABLE:
+        return PP_DECODE_SCHEMA_MISMATCH;
+    }
+    const struct table *t = table_by_kind(entry->kind);
+    if (t == NULL) {
+        snprintf(detail, detail_size, "schema id %d is %s", (int)id, entry->fullname);
         return PP_DECODE_NOT_AN_EVENT;
     }
-
-    const char *body = (const char *)buf + PP_WIRE_HEADER;
-    size_t body_len = len - PP_WIRE_HEADER;
-    if (!prevalidate(entry->schema, body, body_len, detail, detail_size)) {
-        return PP_DECODE_MALFORMED;
-    }
-    avro_value_reset(&entry->value);
-    avro_reader_memory_set_source(codec->reader, body, (int64_t)body_len);
-    if (avro_value_read(codec->reader, &entry->value) != 0) {
-        snprintf(detail, detail_size, "%s", avro_strerror());
-        avro_set_error("%s", ""); /* avro-c appends to its error text otherwise */
-        return PP_DECODE_MALFORMED;
+    const struct plan *plan = plan_of(codec, entry, t);
+    if (plan->t == NULL) {
+        snprintf(detail, detail_size, "schema id %d (%s): %s", (int)id, entry->fullname,
+                 plan->error);
+        return PP_DECODE_SCHEMA_MISMATCH;
     }
 
-    memset(ev, 0, sizeof(*ev));
-    ev->type = b->t->type;
-    for (size_t f = 0; f < b->t->n; f++) {
-        avro_value_t field;
-        if (avro_value_get_by_index(&entry->value, (size_t)b->index[f], &field, NULL) != 0) {
-            snprintf(detail, detail_size, "%s: missing", b->t->fields[f].name);
-            return PP_DECODE_MALFORMED;
+    const unsigned char *body = (const unsigned char *)buf + PP_WIRE_HEADER;
+    struct dec d = {body,
+                    body + (len - PP_WIRE_HEADER),
+                    0,
+                    &codec->lim,
+                    PP_DECODE_OK,
+                    PP_DECODE_OK,
+                    detail,
+                    detail_size};
+    *ev = plan->tmpl;
+    for (size_t i = 0; i < plan->n; i++) {
+        if (!run_step(&d, &plan->steps[i], ev)) {
+            return d.err;
         }
-        enum pp_decode_err err = read_field(&b->t->fields[f], &field, ev, detail, detail_size);
-        if (err != PP_DECODE_OK) {
-            return err;
-        }
+    }
+    if (d.p != d.end) {
+        snprintf(detail, detail_size, "%lld trailing bytes after the record",
+                 (long long)(d.end - d.p));
+        return PP_DECODE_MALFORMED;
+    }
+    if (d.soft != PP_DECODE_OK) {
+        return d.soft;
     }
     return validate(codec, ev, detail, detail_size);
+}
+
+enum pp_decode_err pp_codec_decode_event(struct pp_codec *codec, const void *buf, size_t len,
+                                         struct pp_event *ev, char *detail, size_t detail_size)
+{
+    return pp_codec_decode(codec, buf, len, ev, NULL, detail, detail_size);
 }
 
 /* ---- encoding ---------------------------------------------------------- */

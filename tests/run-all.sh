@@ -8,19 +8,25 @@
 #                    (the `kafka` fixture starts/stops a real broker)
 #   4. asan-build    build-asan/  -DPP_SANITIZE=ON -DPP_WERROR=ON
 #   5. asan-test     ctest -L 'unit|component' in build-asan/
+#   6. fuzz          tests/fuzz/run.sh: the wire-format decoder under
+#                    libFuzzer + ASan + UBSan for PP_FUZZ_SECONDS (clang)
 #
 # Stops at the first failure, prints per-phase timings and PASS/FAIL, and
 # exits non-zero on failure. Works from any directory.
 #
-# Usage: tests/run-all.sh [--no-install] [--no-asan] [-L REGEX]
+# Usage: tests/run-all.sh [--no-install] [--no-asan] [--no-fuzz] [-L REGEX]
 #   --no-install  skip step 1
 #   --no-asan     skip steps 4-5
+#   --no-fuzz     skip step 6
 #   -L REGEX      ctest label filter (default 'unit|component|integration');
 #                 the ASan run uses the same filter minus `integration`
 #
 # Environment:
 #   PP_KAFKA_PORT         port of the test broker (default 39092; passed to
 #                         CMake as -DPP_KAFKA_PORT)
+#   PP_REGISTRY_PORT      port of the test Schema Registry (default 38081;
+#                         passed to CMake as -DPP_REGISTRY_PORT)
+#   PP_FUZZ_SECONDS       fuzzing time of step 6 (default 60)
 #   PP_JOBS               build parallelism (default: nproc)
 #   CTEST_PARALLEL_LEVEL  ctest parallelism (default 1, i.e. sequential)
 set -euo pipefail
@@ -29,11 +35,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 usage() { sed -n '/^# Usage:/,/^#$/{/^#$/d;s/^# //;p}' "$0"; }
 
-install=1 asan=1 labels='unit|component|integration'
+install=1 asan=1 fuzz=1 labels='unit|component|integration'
 while (($#)); do
   case "$1" in
     --no-install) install=0 ;;
     --no-asan)    asan=0 ;;
+    --no-fuzz)    fuzz=0 ;;
     -L)           (($# >= 2)) || { usage >&2; exit 2; }; labels=$2; shift ;;
     -L?*)         labels=${1#-L} ;;
     -h|--help)    usage; exit 0 ;;
@@ -44,7 +51,8 @@ done
 
 export PP_KAFKA_PORT=${PP_KAFKA_PORT:-39092}
 jobs=${PP_JOBS:-$(nproc)}
-cmake_common=(-DPP_WERROR=ON -DPP_KAFKA_PORT="$PP_KAFKA_PORT")
+export PP_REGISTRY_PORT=${PP_REGISTRY_PORT:-38081}
+cmake_common=(-DPP_WERROR=ON -DPP_KAFKA_PORT="$PP_KAFKA_PORT" -DPP_REGISTRY_PORT="$PP_REGISTRY_PORT")
 
 log() { printf '\n=== run-all: %s\n' "$*" >&2; }
 
@@ -69,6 +77,10 @@ finish() {
     out=$(deploy/local/kafka.sh stop 2>&1) || true
     if grep -q 'stopped pid=' <<<"$out"; then
       echo "run-all: stopped a broker left running on port $PP_KAFKA_PORT: $out" >&2
+    fi
+    out=$(deploy/local/registry/registry.sh stop 2>&1) || true
+    if grep -q 'stopped pid=' <<<"$out"; then
+      echo "run-all: stopped a test registry left running on port $PP_REGISTRY_PORT" >&2
     fi
   fi
   if [[ -n "$current" ]]; then
@@ -103,8 +115,7 @@ if ((install)); then
 fi
 
 begin build
-cmake -S . -B build "${cmake_common[@]}"
-cmake --build build -j"$jobs"
+PP_JOBS=$jobs deploy/build.sh build -- "${cmake_common[@]}"
 end
 
 begin test
@@ -121,8 +132,7 @@ if ((asan)); then
     log "asan: no unit/component tests match -L '$labels'; skipped"
   else
     begin asan-build
-    cmake -S . -B build-asan -DPP_SANITIZE=ON "${cmake_common[@]}"
-    cmake --build build-asan -j"$jobs"
+    PP_JOBS=$jobs deploy/build.sh build-asan -- -DPP_SANITIZE=ON "${cmake_common[@]}"
     end
 
     begin asan-test
@@ -132,4 +142,10 @@ if ((asan)); then
         -L "$labels" -LE '^integration$'
     end
   fi
+fi
+
+if ((fuzz)); then
+  begin fuzz
+  tests/fuzz/run.sh "${PP_FUZZ_SECONDS:-60}"
+  end
 fi

@@ -13,8 +13,17 @@
 # Java 17+ and Maven are taken from PATH when present (CI images preinstall
 # them); otherwise openjdk-17-jre-headless and maven are installed from apt.
 #
-# Usage: deploy/local/install-deps.sh
+# Usage: deploy/local/install-deps.sh [--build-only]
+#   --build-only  only what building needs (the container image's build stage):
+#                 no test tools, no Python packages, no Kafka jars
 set -euo pipefail
+
+build_only=0
+case "${1:-}" in
+  --build-only) build_only=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--build-only]" >&2; exit 2 ;;
+esac
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -28,12 +37,30 @@ die() { log "error: $*"; exit 1; }
 packages=(
   build-essential cmake pkg-config
   librdkafka-dev libavro-dev libevent-dev libjansson-dev libyaml-dev
-  libcmocka-dev
+  libcmocka-dev libsystemd-dev libcurl4-openssl-dev
   kcat clang-format valgrind
+  chromium wrk
+  clang libclang-rt-14-dev openssl
+  systemd
 )
-command -v java >/dev/null || packages+=(openjdk-17-jre-headless)
-command -v mvn >/dev/null || packages+=(maven)
-if ! command -v python3 >/dev/null; then
+if ((build_only)); then
+  # Keep only what compiling and linking partnerpulse needs: the toolchain
+  # and the -dev libraries, not the test harness or test tools.
+  all=("${packages[@]}")
+  packages=()
+  for p in "${all[@]}"; do
+    case "$p" in
+      build-essential | cmake | pkg-config) packages+=("$p") ;;
+      libcmocka-dev) ;;
+      lib*-dev) packages+=("$p") ;;
+    esac
+  done
+fi
+((build_only)) || command -v java >/dev/null || packages+=(openjdk-17-jre-headless)
+((build_only)) || command -v mvn >/dev/null || packages+=(maven)
+if ((build_only)); then
+  :
+elif ! command -v python3 >/dev/null; then
   packages+=(python3 python3-pip)
 elif ! python3 -m pip --version >/dev/null 2>&1; then
   packages+=(python3-pip)
@@ -61,6 +88,11 @@ else
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ((build_only)); then
+  log "done (build dependencies only)"
+  exit 0
 fi
 
 # Kafka 4.x brokers need Java 17+; say so early rather than at broker start.

@@ -25,6 +25,7 @@
 #include "catalog.h"
 #include "codec.h"
 #include "config.h"
+#include "engine.h"
 #include "pipeline.h"
 #include "ptime.h"
 #include "scenario.h"
@@ -50,6 +51,7 @@ static int setup(void **state)
     f->mc = rd_kafka_mock_cluster_new(f->owner, 1);
     assert_non_null(f->mc);
     pp_app_conf_defaults(&f->conf);
+    f->conf.engine = PP_ENGINE_TICKET_SURGE; /* the skeleton story's rule */
     f->conf.proc.allowed_lateness_ms = 0;
     f->conf.idle_timeout_ms = 500;
     snprintf(f->conf.application_id, sizeof(f->conf.application_id), "component-%ld",

@@ -465,9 +465,12 @@ def producer(pp_env: PPEnv, schemas: Schemas) -> Iterable[EventProducer]:
 
 def render_config(*, application_id: str, tenant: str, topics: ItTopics, bootstrap: str,
                   allowed_lateness: str = "0s", window_days: int = 7, threshold: int = 10,
-                  log_level: str = "info", kafka: dict[str, str] | None = None) -> str:
+                  log_level: str = "info", kafka: dict[str, str] | None = None,
+                  http_listen: str = "127.0.0.1:0") -> str:
     """The YAML configuration of one test run. `kafka` adds kafka.* keys
-    (passed to librdkafka by the binary)."""
+    (passed to librdkafka by the binary). The HTTP API binds an ephemeral
+    port by default, so that binaries running side by side never collide on
+    8080 (the binary logs the port it got: `msg="http listening" ... port=N`)."""
     extra = "".join(f"  {k}: {v}\n" for k, v in (kafka or {}).items())
     return (
         f"application_id: {application_id}\n"
@@ -481,11 +484,14 @@ def render_config(*, application_id: str, tenant: str, topics: ItTopics, bootstr
         "processing:\n"
         f"  allowed_lateness: {allowed_lateness}\n"
         "rules:\n"
+        "  engine: ticket_surge\n"
         "  ticket_surge:\n"
         f"    window_days: {window_days}\n"
         f"    threshold: {threshold}\n"
         "log:\n"
         f"  level: {log_level}\n"
+        "http:\n"
+        f"  listen: {http_listen}\n"
         "kafka:\n"
         f"  bootstrap.servers: {bootstrap}\n"
         + extra

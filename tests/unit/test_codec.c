@@ -9,8 +9,9 @@
  * invalid), every truncated prefix of valid records failing cleanly,
  * hand-encoded bodies for what the encoder cannot produce (oversized and
  * NUL-carrying ids, out-of-range enum symbols and union branches, absurd
- * string lengths), the DLQ reason names, and a decoder that decodes valid
- * records correctly after any failure.
+ * string lengths), the string length limit, the DLQ reason names, and a
+ * decoder that decodes valid records correctly after any failure. Schema
+ * resolution (older and newer writers) is test_resolve.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -904,6 +905,34 @@ static void test_identifier_lengths(void **state)
     expect_decode(fx->codec, w.b, w.n, PP_DECODE_INVALID, "event_id with a NUL");
 }
 
+/* processing.max_string_bytes: a read field over the limit is too_large
+ * (not merely invalid), at the limit it is judged by its field. A malformed
+ * record beyond it stays malformed. */
+static void test_string_limit(void **state)
+{
+    struct fixture *fx = *state;
+    struct pp_codec_limits lim;
+    pp_codec_limits_defaults(&lim);
+    lim.max_string_bytes = 40;
+    struct pp_codec *small = pp_codec_new(fx->cat, &lim);
+    char id[64];
+    memset(id, 'x', sizeof(id));
+    struct body w;
+    support_body(&w, id, 40, PP_TICKET_OPENED, 0);
+    expect_decode(small, w.b, w.n, PP_DECODE_OK, "event_id of 40 bytes, limit 40");
+    support_body(&w, id, 41, PP_TICKET_OPENED, 0);
+    expect_decode(small, w.b, w.n, PP_DECODE_TOO_LARGE, "event_id of 41 bytes, limit 40");
+    /* Declared longer than what remains: malformed, whatever the limit. */
+    support_body(&w, id, 41, PP_TICKET_OPENED, 0);
+    w.n = PP_WIRE_HEADER + 10;
+    expect_decode(small, w.b, w.n, PP_DECODE_MALFORMED, "truncated 41-byte event_id");
+    /* The defaults: 64 KiB strings, 100000 items. */
+    pp_codec_limits_defaults(&lim);
+    assert_int_equal(lim.max_string_bytes, 64 * 1024);
+    assert_int_equal(lim.max_items, 100000);
+    pp_codec_destroy(small);
+}
+
 static void test_bad_union_branch(void **state)
 {
     struct fixture *fx = *state;
@@ -971,6 +1000,8 @@ static void test_reason_names(void **state)
         {PP_DECODE_NOT_AN_EVENT, "not_an_event"},
         {PP_DECODE_MALFORMED, "malformed_avro"},
         {PP_DECODE_INVALID, "invalid_value"},
+        {PP_DECODE_SCHEMA_MISMATCH, "schema_mismatch"},
+        {PP_DECODE_SCHEMA_UNAVAILABLE, "schema_unavailable"},
         {PP_DECODE__COUNT, "unknown"},
         {(enum pp_decode_err) - 1, "unknown"},
         {(enum pp_decode_err)1000, "unknown"},
@@ -1054,6 +1085,7 @@ int main(void)
         cmocka_unit_test(test_invalid_values),
         cmocka_unit_test(test_hand_encoded_body_matches_encoder),
         cmocka_unit_test(test_identifier_lengths),
+        cmocka_unit_test(test_string_limit),
         cmocka_unit_test(test_bad_union_branch),
         cmocka_unit_test(test_enum_index_out_of_range),
         cmocka_unit_test(test_reason_names),

@@ -381,6 +381,16 @@ static void test_env_expansion(void **state)
     load_fails(t, "application_id: x\ntenant: ${NOPE_UNSET}\n", 2, "tenant", "NOPE_UNSET");
     load_fails(t, "tenant: \"${PP_UNIT_TENANT\"\n", 1, "tenant", NULL);
     load_fails(t, "tenant: \"${}\"\n", 1, "tenant", NULL);
+
+    /* ${VAR:-default}: the default when unset or empty, the value otherwise. */
+    load_ok(t, "tenant: ${NOPE_UNSET:-fallback}\n");
+    assert_string_equal(t->conf.proc.tenant, "fallback");
+    assert_int_equal(setenv("PP_UNIT_EMPTY", "", 1), 0);
+    load_ok(t, "tenant: ${PP_UNIT_EMPTY:-fallback2}\n");
+    assert_string_equal(t->conf.proc.tenant, "fallback2");
+    load_ok(t, "tenant: ${PP_UNIT_TENANT:-unused}\n");
+    assert_string_equal(t->conf.proc.tenant, "envco");
+    unsetenv("PP_UNIT_EMPTY");
     unsetenv("PP_UNIT_TENANT");
     unsetenv("PP_UNIT_SECRET");
 }

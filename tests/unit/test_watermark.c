@@ -53,6 +53,7 @@ static void test_silent_assigned_partition_holds_until_idle(void **state)
     (void)state;
     struct pp_watermark *wm = pp_watermark_new(IDLE);
     pp_watermark_assign(wm, "support/2", 0);
+    pp_watermark_caught_up(wm, "support/2", 0); /* empty: at its end at once */
     pp_watermark_observe(wm, "deals/0", 5000, 0);
     assert_true(pp_watermark_get(wm, 0) == INT64_MIN);
     pp_watermark_observe(wm, "deals/0", 6000, 900);
@@ -69,6 +70,7 @@ static void test_idle_partition_stops_holding(void **state)
     (void)state;
     struct pp_watermark *wm = pp_watermark_new(IDLE);
     pp_watermark_observe(wm, "a", 100, 0);
+    pp_watermark_caught_up(wm, "a", 0);
     pp_watermark_observe(wm, "b", 500, 0);
     assert_int_equal(pp_watermark_get(wm, 1), 100);
     pp_watermark_observe(wm, "b", 800, 999);
@@ -92,8 +94,36 @@ static void test_all_idle_is_max(void **state)
     pp_watermark_observe(wm, "b", 500, 0);
     pp_watermark_observe(wm, "c", 300, 0);
     pp_watermark_assign(wm, "d", 0); /* never delivers */
+    const char *all[] = {"a", "b", "c", "d"};
+    for (int i = 0; i < 4; i++) {
+        pp_watermark_caught_up(wm, all[i], 0);
+    }
     assert_true(pp_watermark_get(wm, 999) == INT64_MIN);
     assert_int_equal(pp_watermark_get(wm, 5000), 500);
+    pp_watermark_destroy(wm);
+}
+
+/* A replay: a partition with a backlog that the consumer has not served for
+ * a while is slow, not idle. Until it reaches its end it holds the
+ * watermark, however long it stays silent; then idle_ms later it no longer
+ * does. */
+static void test_partition_with_backlog_is_not_idle(void **state)
+{
+    (void)state;
+    struct pp_watermark *wm = pp_watermark_new(IDLE);
+    pp_watermark_observe(wm, "slow", 100, 0);
+    pp_watermark_observe(wm, "fast", 90000, 0);
+    pp_watermark_observe(wm, "fast", 95000, 60000);
+    assert_int_equal(pp_watermark_get(wm, 60000), 100);
+    assert_int_equal(pp_watermark_floor(wm, 60000), 100);
+    pp_watermark_caught_up(wm, "slow", 60000);
+    assert_int_equal(pp_watermark_get(wm, 60000 + IDLE - 1), 100);
+    assert_int_equal(pp_watermark_get(wm, 60000 + IDLE), 95000);
+    /* New data on the slow partition makes it hold again (from where the
+     * watermark is: it never goes back). */
+    pp_watermark_observe(wm, "slow", 96000, 62000);
+    pp_watermark_observe(wm, "fast", 99000, 62000);
+    assert_int_equal(pp_watermark_get(wm, 62000), 96000);
     pp_watermark_destroy(wm);
 }
 
@@ -153,6 +183,7 @@ int main(void)
         cmocka_unit_test(test_silent_assigned_partition_holds_until_idle),
         cmocka_unit_test(test_idle_partition_stops_holding),
         cmocka_unit_test(test_all_idle_is_max),
+        cmocka_unit_test(test_partition_with_backlog_is_not_idle),
         cmocka_unit_test(test_revoke_removes),
         cmocka_unit_test(test_monotonic),
     };

@@ -1,0 +1,249 @@
+/*
+ * bench_processor.c — the processor core's speed and memory, no broker.
+ *
+ * For each size (customers, about 10 per partner) the synthetic load
+ * generator (pp_scen_generate_load) streams events; each is encoded in the
+ * Confluent wire format, then decoded and validated by the same codec the
+ * service runs (schemas/), and applied to the MODEL.md engine
+ * (processors/model/); every new event day advances the watermark, which
+ * evaluates the closed day (the daily tick: signals, CPI, health, rules for
+ * every customer). A second pass with the same generator and encoder but no
+ * decode/apply is timed too and subtracted, so the figures are the
+ * processor's own. Events are streamed, never stored: 1M customers fit.
+ *
+ * Prints per size: events/s per core and ns/event (decode + validate +
+ * state update), the tick's cost per active customer, and state bytes per
+ * customer, partner and partner×customer link from the model's own
+ * accounting, plus peak RSS. Median of --runs runs, with min..max.
+ *
+ *   bench_processor [--sizes 10000,100000,1000000] [--days N] [--runs N] [--no-avro]
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "catalog.h"
+#include "codec.h"
+#include "model.h"
+#include "ptime.h"
+#include "scenarios.h"
+
+struct run {
+    struct pp_model *model;
+    struct pp_codec *codec;
+    int avro;
+    int apply; /* 0: baseline pass (generate + encode only) */
+    int32_t day;
+    uint64_t events;
+    uint64_t rejected;
+    double tick_s;
+    uint64_t ticks;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void ignore_alert(const struct pp_alert *a, void *opaque)
+{
+    (void)a;
+    (*(uint64_t *)opaque)++;
+}
+
+static uint64_t alerts_seen;
+
+static int sink(const struct pp_event *ev, void *opaque)
+{
+    struct run *r = opaque;
+    const struct pp_event *in = ev;
+    struct pp_event decoded;
+    r->events++;
+    if (r->avro) {
+        char err[128];
+        size_t len;
+        const void *buf = pp_codec_encode_event(r->codec, ev, &len, err, sizeof(err));
+        if (buf == NULL) {
+            fprintf(stderr, "encode: %s\n", err);
+            exit(1);
+        }
+        if (!r->apply) {
+            return 0;
+        }
+        if (pp_codec_decode_event(r->codec, buf, len, &decoded, NULL, 0) != PP_DECODE_OK) {
+            r->rejected++;
+            return 0;
+        }
+        in = &decoded;
+    }
+    else if (!r->apply) {
+        return 0;
+    }
+    int32_t day = pp_day_from_ms(in->occurred_at_ms);
+    if (day != r->day) {
+        /* A new event day closes the previous one: the daily tick. */
+        double t0 = now_s();
+        pp_model_advance(r->model, pp_day_to_ms(day), ignore_alert, &alerts_seen);
+        r->tick_s += now_s() - t0;
+        r->ticks++;
+        r->day = day;
+    }
+    if (pp_model_apply(r->model, in) != PP_APPLY_OK) {
+        r->rejected++;
+    }
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+struct result {
+    double ns_per_event, tick_ns_per_customer;
+    double ns_min, ns_max;
+    uint64_t events;
+    struct pp_model_stats st;
+};
+
+static void run_size(uint32_t customers, int days, int runs, int avro, struct pp_codec *codec,
+                     struct result *res)
+{
+    struct pp_scen_load load = {
+        .partners = customers / 10 ? customers / 10 : 1,
+        .customers = 10,
+        .days = days,
+        .first_day = pp_day_from_civil(2025, 1, 1),
+        .seed = 7,
+    };
+    double ns[16], tick[16];
+    for (int i = 0; i < runs; i++) {
+        struct run base = {.codec = codec, .avro = avro, .apply = 0, .day = INT32_MIN};
+        double t0 = now_s();
+        pp_scen_generate_load(&load, sink, &base);
+        double t_base = now_s() - t0;
+
+        struct pp_model_conf mc;
+        pp_model_conf_defaults(&mc);
+        mc.allowed_lateness_ms = 0;
+        struct run r = {.codec = codec, .avro = avro, .apply = 1, .day = INT32_MIN};
+        r.model = pp_model_new(&mc);
+        t0 = now_s();
+        pp_scen_generate_load(&load, sink, &r);
+        double t_full = now_s() - t0;
+        double t_apply = t_full - t_base - r.tick_s;
+        ns[i] = t_apply * 1e9 / (double)r.events;
+        tick[i] = r.tick_s * 1e9 / ((double)r.ticks * (double)customers);
+        res->events = r.events;
+        res->st = *pp_model_stats(r.model);
+        if (r.rejected) {
+            fprintf(stderr, "warning: %llu events rejected\n", (unsigned long long)r.rejected);
+        }
+        pp_model_destroy(r.model);
+    }
+    double sorted[16];
+    memcpy(sorted, ns, sizeof(double) * (size_t)runs);
+    res->ns_per_event = median(sorted, runs);
+    res->ns_min = sorted[0];
+    res->ns_max = sorted[runs - 1];
+    res->tick_ns_per_customer = median(tick, runs);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"sizes", required_argument, 0, 's'},
+        {"days", required_argument, 0, 'd'},
+        {"runs", required_argument, 0, 'r'},
+        {"no-avro", no_argument, 0, 'n'},
+        {0, 0, 0, 0},
+    };
+    char sizes[256] = "10000,100000,1000000";
+    long days = 14, runs = 3;
+    int avro = 1, c;
+    while ((c = getopt_long(argc, argv, "s:d:r:n", opts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            snprintf(sizes, sizeof(sizes), "%s", optarg);
+            break;
+        case 'd':
+            days = strtol(optarg, NULL, 10);
+            break;
+        case 'r':
+            runs = strtol(optarg, NULL, 10);
+            break;
+        case 'n':
+            avro = 0;
+            break;
+        default:
+            fprintf(stderr, "usage: bench_processor [--sizes N,N,...] [--days N] [--runs N] "
+                            "[--no-avro]\n");
+            return 2;
+        }
+    }
+    if (days < 2 || days > 365 || runs < 1 || runs > 16) {
+        fprintf(stderr, "bench_processor: --days 2..365, --runs 1..16\n");
+        return 2;
+    }
+    char err[256];
+    struct pp_schema_catalog *cat = pp_schema_catalog_new(err, sizeof(err));
+    struct pp_codec *codec = cat ? pp_codec_new(cat, NULL) : NULL;
+    if (codec == NULL) {
+        fprintf(stderr, "bench_processor: %s\n", err);
+        return 1;
+    }
+    printf("processor core benchmark: %s, %ld event days, median of %ld runs, one core\n",
+           avro ? "Confluent-framed Avro decode + validation + model" : "model only (no Avro)",
+           days, runs);
+    printf("%10s %10s %12s %10s %18s %14s %10s %10s %10s\n", "customers", "events", "events/s",
+           "ns/event", "(min..max)", "tick ns/cust", "B/cust", "B/partner", "B/link");
+    double first_ns = 0, last_ns = 0, worst_tick = 0, worst_bytes = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(sizes, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        uint32_t n = (uint32_t)strtoul(tok, NULL, 10);
+        if (n < 10) {
+            continue;
+        }
+        struct result res = {0};
+        run_size(n, (int)days, (int)runs, avro, codec, &res);
+        double per_cust =
+            (double)res.st.bytes_state / (double)(res.st.customers ? res.st.customers : 1);
+        printf("%10u %10llu %12.0f %10.1f %8.1f..%-8.1f %14.1f %10.0f %10zu %10zu\n", n,
+               (unsigned long long)res.events, 1e9 / res.ns_per_event, res.ns_per_event, res.ns_min,
+               res.ns_max, res.tick_ns_per_customer, per_cust, res.st.bytes_per_partner,
+               res.st.bytes_per_link);
+        fflush(stdout);
+        if (first_ns == 0) {
+            first_ns = res.ns_per_event;
+        }
+        last_ns = res.ns_per_event;
+        worst_tick = res.tick_ns_per_customer > worst_tick ? res.tick_ns_per_customer : worst_tick;
+        worst_bytes = per_cust > worst_bytes ? per_cust : worst_bytes;
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("peak RSS: %.1f MiB\n", (double)ru.ru_maxrss / 1024.0);
+    printf("goal: >= 2,000,000 events/s per core ........ %s (%.0f at the largest size)\n",
+           1e9 / last_ns >= 2e6 ? "met" : "NOT met", 1e9 / last_ns);
+    printf("goal: cost at largest size <= 1.5x smallest . %s (%.2fx)\n",
+           last_ns <= 1.5 * first_ns ? "met" : "NOT met", last_ns / first_ns);
+    printf("goal: daily tick <= 1 us per customer ....... %s (%.0f ns worst)\n",
+           worst_tick <= 1000 ? "met" : "NOT met", worst_tick);
+    printf("goal: state <= 1.5 KiB per customer ......... %s (%.0f B worst)\n",
+           worst_bytes <= 1536 ? "met" : "NOT met", worst_bytes);
+    pp_codec_destroy(codec);
+    pp_schema_catalog_destroy(cat);
+    return 0;
+}
