@@ -51,7 +51,7 @@ static const struct ckey keys[] = {
      "Output topic of alert transitions (Avro, Confluent wire format, keyed by partner id)."},
     {"topics.dlq", C_STR, "partnerpulse-dlq", 0, 0, OFF(topic_dlq), SZ(topic_dlq),
      "Dead-letter topic: records that cannot be decoded or validated, or arrive too late, with "
-     "headers pp.reason, pp.detail, pp.topic, pp.partition, pp.offset."},
+     "headers pp.reason, pp.detail, pp.topic, pp.partition, pp.offset (and pp.schema_id)."},
     {"processing.allowed_lateness", C_DURATION, "24h", 0, 30 * UINT64_C(86400000),
      OFF(proc.allowed_lateness_ms), 0,
      "How long after the end of an event-time day events for it are still accepted; the day is "

@@ -154,6 +154,8 @@ static void dead_letter(struct pp_pipeline *pl, const rd_kafka_message_t *rkm, c
         .partition = rkm->partition,
         .offset = rkm->offset,
     };
+    /* The writer's schema id, when the value has a wire header at all. */
+    dl.has_schema_id = pp_wire_schema_id(rkm->payload, rkm->len, &dl.schema_id);
     pp_log(PP_LOG_WARN,
            "msg=\"record dead-lettered\" reason=%s topic=%s partition=%d offset=%lld "
            "detail=\"%s\"",

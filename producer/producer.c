@@ -141,7 +141,7 @@ int pp_producer_send_dead_letter(struct pp_producer *p, const struct pp_dead_let
                                  char *errstr, size_t errstr_size)
 {
     char num[32];
-    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(5);
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(6);
     rd_kafka_header_add(hdrs, "pp.reason", -1, dl->reason, -1);
     rd_kafka_header_add(hdrs, "pp.detail", -1, dl->detail ? dl->detail : "", -1);
     rd_kafka_header_add(hdrs, "pp.topic", -1, dl->topic ? dl->topic : "", -1);
@@ -149,6 +149,10 @@ int pp_producer_send_dead_letter(struct pp_producer *p, const struct pp_dead_let
     rd_kafka_header_add(hdrs, "pp.partition", -1, num, -1);
     snprintf(num, sizeof(num), "%" PRId64, dl->offset);
     rd_kafka_header_add(hdrs, "pp.offset", -1, num, -1);
+    if (dl->has_schema_id) {
+        snprintf(num, sizeof(num), "%" PRId32, dl->schema_id);
+        rd_kafka_header_add(hdrs, "pp.schema_id", -1, num, -1);
+    }
     rd_kafka_resp_err_t err =
         produce(p, p->dlq_topic, dl->key, dl->key_len, dl->value, dl->value_len, hdrs, NULL);
     if (err) {

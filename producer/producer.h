@@ -33,6 +33,8 @@ struct pp_dead_letter {
     const char *topic; /* where the record came from */
     int32_t partition;
     int64_t offset;
+    int has_schema_id; /* the value had a wire header: pp.schema_id is written */
+    int32_t schema_id;
 };
 
 struct pp_producer_stats {

@@ -325,6 +325,8 @@ def test_malformed_corpus_goes_to_dlq_with_reasons(pp_env, topics, producer, rea
             continue
         want = {"pp.reason": reason, "pp.topic": topics.support,
                 "pp.partition": str(sent[0].partition), "pp.offset": str(sent[0].offset)}
+        if len(value) >= 5 and value[0] == 0:
+            want["pp.schema_id"] = str(int.from_bytes(value[1:5], "big"))
         got = {k: rec.header(k) for k in want}
         if got != want:
             problems.append(f"{reason}: headers {got}, expected {want}")
