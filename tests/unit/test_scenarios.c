@@ -15,7 +15,8 @@
  * commit stories (Stratos oversized and stalling, Cirrus on pace) by the S3
  * formulas; in deterministic mode the emitted totals equal the fractional
  * expectations; a story's events do not depend on the other stories chosen;
- * the story-list parser; the synthetic load.
+ * the story-list parser; the synthetic load; and that noise mode is exactly
+ * as noisy as MODEL.md §3.0 (rates, severity mix, dispersion, ε).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -413,6 +414,221 @@ static void test_vendor_incident(void **state)
     run_free(&r);
 }
 
+/* ---- noise mode against MODEL.md §3.0 ------------------------------------------ */
+
+/* Per-story support parameters of MODEL.md §3.1–3.4 (per100 2.0 for all of
+ * them; the Meridian surge and Orion's onboarding are left out below). */
+struct noise_story {
+    const char *prefix;
+    double esc, pos;
+};
+static const struct noise_story noise_stories[] = {
+    {"C-NP", 0.08, 0.88}, /* NorthPeak */
+    {"C-AX", 0.10, 0.84}, /* Apex */
+    {"C-OR", 0.11, 0.87}, /* Orion */
+    {"C-BG", 0.10, 0.86}, /* background: defaults */
+    {"C-MD0", 0.10, 0.86},
+};
+#define N_NOISE_STORIES (sizeof(noise_stories) / sizeof(noise_stories[0]))
+
+struct noise_tally {
+    double expected, opened, sev[4], esc, resp, pos;
+};
+
+/* The story a customer's default-period support follows, or -1. */
+static int noise_story_of(const char *cust)
+{
+    for (size_t k = 0; k < N_NOISE_STORIES; k++) {
+        if (strncmp(cust, noise_stories[k].prefix, strlen(noise_stories[k].prefix)) == 0) {
+            return (int)k;
+        }
+    }
+    return -1;
+}
+
+/* Day-by-customer table of licenses_active (-1: no snapshot). */
+static int32_t *active_table(const struct run *r, struct pp_idmap *ids, int32_t first,
+                             int32_t ndays)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->ev[i].type == PP_EV_CONSUMPTION) {
+            pp_idmap_intern(ids, r->ev[i].u.consumption.customer_id, NULL);
+        }
+    }
+    size_t cells = (size_t)pp_idmap_count(ids) * (size_t)ndays;
+    int32_t *t = pp_xrealloc(NULL, cells * sizeof(*t));
+    for (size_t i = 0; i < cells; i++) {
+        t[i] = -1;
+    }
+    for (size_t i = 0; i < r->n; i++) {
+        const struct pp_consumption *c = &r->ev[i].u.consumption;
+        if (r->ev[i].type != PP_EV_CONSUMPTION || c->as_of < first || c->as_of >= first + ndays ||
+            c->licenses_entitled <= 0) {
+            continue;
+        }
+        int64_t ci = pp_idmap_find(ids, c->customer_id);
+        t[(size_t)ci * (size_t)ndays + (size_t)(c->as_of - first)] = (int32_t)c->licenses_active;
+    }
+    return t;
+}
+
+/* The noisy generator is exactly as noisy as §3.0 says, no more: tickets
+ * ~ Poisson(per100·active/100/30) on the *active* seats of the day, the
+ * severity mix (2, 13, 45, 40)%, escalation ~ Bernoulli(esc), a CSAT
+ * response with p 0.30, positive with p csat_pos (each story's own), and
+ * active = round(Σ seats·u·(1+ε)) with ε ~ N(0, 0.03). Pooled over 4 seeds,
+ * every rate sits within 4 standard errors of its §3.0 value, and the
+ * per-customer monthly counts are neither over- nor under-dispersed
+ * (Poisson tickets, binomial escalations): a generator noisier than §3.0
+ * would make the model fire early on honest seeds. */
+static void test_noise_matches_conventions(void **state)
+{
+    (void)state;
+    struct pp_scen_conf sc;
+    pp_scen_conf_defaults(&sc);
+    const int32_t first = sc.first_day, ndays = sc.last_day - sc.first_day + 1;
+    const int32_t inc_from = DAY(2025, 6, 10), inc_to = DAY(2025, 6, 13);
+    const int32_t or3_from = DAY(2025, 6, 26), or3_to = or3_from + 45;
+
+    struct run det;
+    run_all(&det, false, 1);
+    struct pp_idmap *det_ids = pp_idmap_new();
+    int32_t *det_active = active_table(&det, det_ids, first, ndays);
+    run_free(&det);
+
+    struct noise_tally tally[N_NOISE_STORIES];
+    memset(tally, 0, sizeof(tally));
+    double eps_n = 0, eps_sum = 0, eps_sq = 0;
+    double disp_tk = 0, disp_tk_n = 0, disp_esc = 0, disp_esc_n = 0;
+    for (uint64_t seed = 1; seed <= 4; seed++) {
+        struct run r;
+        run_all(&r, true, seed);
+        struct pp_idmap *ids = pp_idmap_new();
+        int32_t *active = active_table(&r, ids, first, ndays);
+        uint32_t nc = pp_idmap_count(ids);
+        /* per customer and calendar month (15 of them): expected and
+         * opened tickets, escalations */
+        double *mon = pp_xrealloc(NULL, (size_t)nc * 16 * 3 * sizeof(double));
+        memset(mon, 0, (size_t)nc * 16 * 3 * sizeof(double));
+        for (uint32_t ci = 0; ci < nc; ci++) {
+            const char *id = pp_idmap_key(ids, ci);
+            int k = noise_story_of(id);
+            int64_t di = pp_idmap_find(det_ids, id);
+            for (int32_t d = 0; d < ndays; d++) {
+                int32_t a = active[(size_t)ci * (size_t)ndays + (size_t)d];
+                int32_t day = first + d;
+                if (a < 0 || k < 0 || (day >= inc_from && day <= inc_to) ||
+                    (is(id, "C-OR3") && day >= or3_from && day < or3_to)) {
+                    continue;
+                }
+                tally[k].expected += 2.0 * a / 3000.0;
+                int y;
+                unsigned mo, dd;
+                pp_day_to_civil(day, &y, &mo, &dd);
+                mon[((size_t)ci * 16 + (size_t)((y - 2024) * 12 + (int)mo - 10)) * 3] +=
+                    2.0 * a / 3000.0;
+                int32_t a0 = di >= 0 ? det_active[(size_t)di * (size_t)ndays + (size_t)d] : -1;
+                if (a0 >= 200) { /* rounding adds < 0.0025 */
+                    double e = (double)a / a0 - 1.0;
+                    eps_n++;
+                    eps_sum += e;
+                    eps_sq += e * e;
+                }
+            }
+        }
+        for (size_t i = 0; i < r.n; i++) {
+            const struct pp_support *s = &r.ev[i].u.support;
+            if (r.ev[i].type != PP_EV_SUPPORT) {
+                continue;
+            }
+            int k = noise_story_of(s->customer_id);
+            int32_t day = pp_day_from_ms(r.ev[i].occurred_at_ms);
+            if (k < 0 || (day >= inc_from && day <= inc_to) ||
+                (is(s->customer_id, "C-OR3") && day >= or3_from && day < or3_to)) {
+                continue;
+            }
+            struct noise_tally *t = &tally[k];
+            int y;
+            unsigned mo, dd;
+            pp_day_to_civil(day, &y, &mo, &dd);
+            size_t cell = ((size_t)pp_idmap_find(ids, s->customer_id) * 16 +
+                           (size_t)((y - 2024) * 12 + (int)mo - 10)) *
+                          3;
+            switch (s->event_type) {
+            case PP_TICKET_OPENED:
+                t->opened++;
+                t->sev[s->severity - 1]++;
+                mon[cell + 1]++;
+                break;
+            case PP_TICKET_ESCALATED:
+                t->esc++;
+                mon[cell + 2]++;
+                break;
+            case PP_TICKET_CSAT:
+                t->resp++;
+                t->pos += s->csat_score >= 4;
+                break;
+            default:
+                break;
+            }
+        }
+        for (uint32_t ci = 0; ci < nc; ci++) {
+            int k = noise_story_of(pp_idmap_key(ids, ci));
+            for (int mi = 0; mi < 16 && k >= 0; mi++) {
+                const double *x = &mon[((size_t)ci * 16 + (size_t)mi) * 3];
+                if (x[0] >= 1.0) {
+                    disp_tk += (x[1] - x[0]) * (x[1] - x[0]) / x[0];
+                    disp_tk_n++;
+                }
+                double p = noise_stories[k].esc;
+                if (x[1] >= 1.0) {
+                    disp_esc += (x[2] - p * x[1]) * (x[2] - p * x[1]) / (x[1] * p * (1 - p));
+                    disp_esc_n++;
+                }
+            }
+        }
+        free(mon);
+        free(active);
+        pp_idmap_destroy(ids);
+        run_free(&r);
+    }
+
+    static const double mix[4] = {0.02, 0.13, 0.45, 0.40};
+    struct noise_tally all;
+    memset(&all, 0, sizeof(all));
+    for (size_t k = 0; k < N_NOISE_STORIES; k++) {
+        const struct noise_tally *t = &tally[k];
+        double pe = noise_stories[k].esc, pp = noise_stories[k].pos;
+        assert_true(t->opened > 100);
+        assert_true(fabs(t->esc / t->opened - pe) < 4 * sqrt(pe * (1 - pe) / t->opened));
+        assert_true(fabs(t->pos / t->resp - pp) < 4 * sqrt(pp * (1 - pp) / t->resp));
+        all.expected += t->expected;
+        all.opened += t->opened;
+        all.resp += t->resp;
+        for (int s = 0; s < 4; s++) {
+            all.sev[s] += t->sev[s];
+        }
+    }
+    /* Poisson(per100·active/100/30): the count matches its expectation */
+    assert_true(fabs(all.opened - all.expected) < 4 * sqrt(all.expected));
+    for (int s = 0; s < 4; s++) {
+        assert_true(fabs(all.sev[s] / all.opened - mix[s]) <
+                    4 * sqrt(mix[s] * (1 - mix[s]) / all.opened));
+    }
+    assert_true(fabs(all.resp / all.opened - 0.30) < 4 * sqrt(0.30 * 0.70 / all.opened));
+    /* dispersion index ~1: Poisson counts and binomial escalations */
+    assert_true(disp_tk_n > 1000 && disp_esc_n > 1000);
+    assert_true(disp_tk / disp_tk_n > 0.85 && disp_tk / disp_tk_n < 1.15);
+    assert_true(disp_esc / disp_esc_n > 0.85 && disp_esc / disp_esc_n < 1.15);
+    /* ε ~ N(0, 0.03) on active seats */
+    assert_true(eps_n > 10000);
+    double eps_mean = eps_sum / eps_n, eps_sd = sqrt(eps_sq / eps_n - eps_mean * eps_mean);
+    assert_true(fabs(eps_mean) < 0.002);
+    assert_true(eps_sd > 0.028 && eps_sd < 0.032);
+    free(det_active);
+    pp_idmap_destroy(det_ids);
+}
+
 /* ---- background cohort ------------------------------------------------------------ */
 
 static void test_background_cohort(void **state)
@@ -683,6 +899,7 @@ int main(void)
         cmocka_unit_test(test_apex_credit_returns_seats),
         cmocka_unit_test(test_meridian_surge),
         cmocka_unit_test(test_vendor_incident),
+        cmocka_unit_test(test_noise_matches_conventions),
         cmocka_unit_test(test_background_cohort),
         cmocka_unit_test(test_deterministic_totals),
         cmocka_unit_test(test_commit_stories),
