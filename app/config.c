@@ -52,6 +52,11 @@ static const struct ckey keys[] = {
     {"topics.dlq", C_STR, "partnerpulse-dlq", 0, 0, OFF(topic_dlq), SZ(topic_dlq),
      "Dead-letter topic: records that cannot be decoded or validated, or arrive too late, with "
      "headers pp.reason, pp.detail, pp.topic, pp.partition, pp.offset (and pp.schema_id)."},
+    {"topics.silences", C_STR, "partnerpulse-silences", 0, 0, OFF(topic_silences),
+     SZ(topic_silences),
+     "Compacted topic of webhook silences (key = silence id, JSON value, tombstone on delete); "
+     "created when missing, read whole at start by every instance that has webhooks "
+     "(docs/webhooks.md)."},
     {"processing.allowed_lateness", C_DURATION, "24h", 0, 30 * UINT64_C(86400000),
      OFF(proc.allowed_lateness_ms), 0,
      "How long after the end of an event-time day events for it are still accepted; the day is "
@@ -302,12 +307,112 @@ static int set_model_key(struct pp_app_conf *conf, const char *key, const char *
     return -1;
 }
 
+/* A `webhooks.<name>.<sub-key>` key: one named subscriber (app/webhook.c).
+ * The url is checked once the whole file is read (it is required). */
+static int set_webhook_key(struct pp_app_conf *conf, const char *key, const char *value,
+                           const char *file, int line, char *errstr, size_t errstr_size)
+{
+    const char *name = key + 9;
+    const char *dot = strchr(name, '.');
+    size_t nlen = dot ? (size_t)(dot - name) : strlen(name);
+    if (dot == NULL || nlen == 0 || nlen >= PP_WEBHOOK_NAME_MAX ||
+        strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != nlen) {
+        snprintf(errstr, errstr_size,
+                 "%s:%d: key '%s': expected webhooks.<name>.url|auth_header|rules|min_severity|"
+                 "max_attempts with a name of letters, digits, _ and - (at most %d)",
+                 file, line, key, PP_WEBHOOK_NAME_MAX - 1);
+        return -1;
+    }
+    struct pp_webhook_sub_conf *w = NULL;
+    for (size_t i = 0; i < conf->webhooks_n; i++) {
+        if (strlen(conf->webhooks[i].name) == nlen &&
+            memcmp(conf->webhooks[i].name, name, nlen) == 0) {
+            w = &conf->webhooks[i];
+        }
+    }
+    if (w == NULL) {
+        if (conf->webhooks_n == PP_WEBHOOK_MAX) {
+            snprintf(errstr, errstr_size, "%s:%d: key '%s': at most %d webhook subscribers", file,
+                     line, key, PP_WEBHOOK_MAX);
+            return -1;
+        }
+        w = &conf->webhooks[conf->webhooks_n++];
+        memset(w, 0, sizeof(*w));
+        memcpy(w->name, name, nlen);
+        w->name[nlen] = '\0';
+        w->min_severity = 1; /* WARNING */
+        w->max_attempts = 8;
+        w->line = line;
+    }
+    const char *sub = dot + 1;
+    char *dst = NULL;
+    size_t cap = 0;
+    if (strcmp(sub, "url") == 0) {
+        if (strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0) {
+            snprintf(errstr, errstr_size, "%s:%d: key '%s': '%s' is not an http:// or https:// URL",
+                     file, line, key, value);
+            return -1;
+        }
+        dst = w->url;
+        cap = sizeof(w->url);
+    }
+    else if (strcmp(sub, "auth_header") == 0) {
+        dst = w->auth_header;
+        cap = sizeof(w->auth_header);
+    }
+    else if (strcmp(sub, "rules") == 0) {
+        dst = w->rules;
+        cap = sizeof(w->rules);
+    }
+    else if (strcmp(sub, "min_severity") == 0) {
+        static const char *const sev[] = {"INFO", "WARNING", "CRITICAL"};
+        for (uint32_t i = 0; i < 3; i++) {
+            if (strcmp(value, sev[i]) == 0) {
+                w->min_severity = i;
+                return 0;
+            }
+        }
+        snprintf(errstr, errstr_size, "%s:%d: key '%s': '%s' is not one of INFO, WARNING, CRITICAL",
+                 file, line, key, value);
+        return -1;
+    }
+    else if (strcmp(sub, "max_attempts") == 0) {
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(value, &end, 10);
+        if (end == value || *end != '\0' || errno != 0 || value[0] == '-' || v < 1 || v > 100) {
+            snprintf(errstr, errstr_size, "%s:%d: key '%s': '%s' is not an integer in [1, 100]",
+                     file, line, key, value);
+            return -1;
+        }
+        w->max_attempts = (uint32_t)v;
+        return 0;
+    }
+    else {
+        snprintf(errstr, errstr_size,
+                 "%s:%d: key '%s': unknown key (see `partnerpulse config-reference`)", file, line,
+                 key);
+        return -1;
+    }
+    size_t n = strlen(value);
+    if (n >= cap) {
+        snprintf(errstr, errstr_size, "%s:%d: key '%s': longer than %zu bytes", file, line, key,
+                 cap - 1);
+        return -1;
+    }
+    memcpy(dst, value, n + 1);
+    return 0;
+}
+
 int pp_app_conf_set(struct pp_app_conf *conf, const char *key, const char *value, int line,
                     char *errstr, size_t errstr_size)
 {
     const char *file = conf->path[0] ? conf->path : "(command line)";
     if (strncmp(key, "model.", 6) == 0) {
         return set_model_key(conf, key, value, file, line, errstr, errstr_size);
+    }
+    if (strncmp(key, "webhooks.", 9) == 0) {
+        return set_webhook_key(conf, key, value, file, line, errstr, errstr_size);
     }
     if (strncmp(key, "kafka.", 6) == 0 && key[6] != '\0') {
         /* Validated by librdkafka itself, so its own message names the problem. */
@@ -537,6 +642,13 @@ int pp_app_conf_load(struct pp_app_conf *conf, const char *path, char *errstr, s
         snprintf(errstr, errstr_size, "%s: model keys: %s", path, why);
         goto out;
     }
+    for (size_t i = 0; i < conf->webhooks_n; i++) {
+        if (conf->webhooks[i].url[0] == '\0') {
+            snprintf(errstr, errstr_size, "%s:%d: key 'webhooks.%s.url': is required", path,
+                     conf->webhooks[i].line, conf->webhooks[i].name);
+            goto out;
+        }
+    }
     rc = 0;
 out:
     yaml_parser_delete(&parser);
@@ -580,6 +692,21 @@ void pp_app_conf_reference(FILE *out)
                  "the producer), e.g. `kafka.bootstrap.servers`, `kafka.security.protocol`, "
                  "`kafka.sasl.password: ${KAFKA_PASSWORD}`. Checked by librdkafka at load "
                  "time. |\n");
+    fprintf(out,
+            "| `webhooks.<name>.url` | string | | | A webhook subscriber (at most %d, any name of "
+            "letters, digits, _ and -): alert transitions are POSTed to this http(s) URL in "
+            "Prometheus Alertmanager's webhook format (docs/webhooks.md). Required. |\n"
+            "| `webhooks.<name>.auth_header` | string | | | Value of the Authorization header, "
+            "e.g. `Bearer ${WEBHOOK_TOKEN}`; empty = none. |\n"
+            "| `webhooks.<name>.rules` | string | | | Comma-separated rule ids to notify "
+            "(e.g. `CUSTOMER_PRESSURE,PARTNER_PRESSURE`); empty = every rule. |\n"
+            "| `webhooks.<name>.min_severity` | string | `WARNING` | INFO, WARNING, CRITICAL | "
+            "Lowest severity notified (the severity the FIRING or RESOLVED record carries; PENDING "
+            "transitions are never notified). |\n"
+            "| `webhooks.<name>.max_attempts` | integer | `8` | 1 .. 100 | Delivery attempts "
+            "(backoff 1 s doubling to 60 s) before the notification is dead-lettered to the "
+            "log and skipped. |\n",
+            PP_WEBHOOK_MAX);
 
     /* The model's keys, with the model's own defaults. */
     struct pp_model_conf d;

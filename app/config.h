@@ -23,6 +23,19 @@
 
 #define PP_CONF_STR_MAX 256
 
+/* Webhook subscribers (`webhooks.<name>.*`, app/webhook.c). */
+#define PP_WEBHOOK_MAX      16
+#define PP_WEBHOOK_NAME_MAX 64
+struct pp_webhook_sub_conf {
+    char name[PP_WEBHOOK_NAME_MAX];
+    char url[PP_CONF_STR_MAX];         /* required: http:// or https:// */
+    char auth_header[PP_CONF_STR_MAX]; /* "" = none; else the Authorization value */
+    char rules[PP_CONF_STR_MAX];       /* comma-separated rule ids; "" = every rule */
+    uint32_t min_severity;             /* enum pp_severity (alert.h) */
+    uint32_t max_attempts;             /* delivery attempts before the dead-letter log */
+    int line;                          /* where the subscriber is first named */
+};
+
 struct pp_kv {
     char *key; /* without the "kafka." prefix */
     char *value;
@@ -37,6 +50,7 @@ struct pp_app_conf {
     char topic_support[PP_CONF_STR_MAX];
     char topic_alerts[PP_CONF_STR_MAX];
     char topic_dlq[PP_CONF_STR_MAX];
+    char topic_silences[PP_CONF_STR_MAX];
     struct pp_proc_conf proc;   /* the TICKET_SURGE engine (tenant, lateness live here) */
     struct pp_model_conf model; /* the MODEL.md engine: every `model.*` key */
     uint64_t engine;            /* enum pp_engine_kind (engine.h) */
@@ -58,6 +72,8 @@ struct pp_app_conf {
     int64_t http_timeout_ms;
     struct pp_kv *kafka;
     size_t kafka_n;
+    struct pp_webhook_sub_conf webhooks[PP_WEBHOOK_MAX];
+    size_t webhooks_n;
 };
 
 void pp_app_conf_defaults(struct pp_app_conf *conf);

@@ -3,6 +3,7 @@
  */
 #include "engine.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +41,23 @@ struct pp_engine *pp_engine_new(const struct pp_app_conf *conf)
         e->max_skew_ms = (int64_t)PP_PROC_SKEW_DAYS * PP_MS_PER_DAY;
     }
     return e;
+}
+
+int pp_engine_set_conf(struct pp_engine *e, const struct pp_app_conf *conf, char *errstr,
+                       size_t errstr_size)
+{
+    enum pp_engine_kind kind =
+        conf->engine == PP_ENGINE_TICKET_SURGE ? PP_ENGINE_TICKET_SURGE : PP_ENGINE_MODEL;
+    if (kind != e->kind) {
+        snprintf(errstr, errstr_size, "key 'rules.engine': cannot change while running");
+        return -1;
+    }
+    if (e->kind == PP_ENGINE_MODEL) {
+        struct pp_model_conf mc;
+        pp_engine_model_conf(conf, &mc);
+        return pp_model_set_conf(e->model, &mc, errstr, errstr_size);
+    }
+    return pp_proc_set_conf(e->proc, &conf->proc, errstr, errstr_size);
 }
 
 void pp_engine_destroy(struct pp_engine *e)

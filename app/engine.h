@@ -27,6 +27,11 @@ void pp_engine_model_conf(const struct pp_app_conf *conf, struct pp_model_conf *
 /* conf is read during the call only. Never NULL (aborts on OOM). */
 struct pp_engine *pp_engine_new(const struct pp_app_conf *conf);
 void pp_engine_destroy(struct pp_engine *e);
+/* SIGHUP reload: applies conf's model.* or rules.* parameters to the running
+ * engine, keeping its state. -1 with errstr naming the key when the engine
+ * kind or anything that sizes the state would change (nothing applied). */
+int pp_engine_set_conf(struct pp_engine *e, const struct pp_app_conf *conf, char *errstr,
+                       size_t errstr_size);
 
 enum pp_apply_result pp_engine_apply(struct pp_engine *e, const struct pp_event *ev);
 void pp_engine_advance(struct pp_engine *e, int64_t watermark_ms, pp_alert_cb *cb, void *opaque);

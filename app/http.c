@@ -114,6 +114,9 @@ struct pp_http {
     struct pp_metrics *metrics;
     struct pp_metric_family *f_requests;
     struct pp_metric *m_sse_clients, *m_sse_dropped, *m_sse_events;
+
+    pp_http_silences_fn *silences; /* /v1/silences (app/silences.c); NULL = 404 */
+    void *silences_opaque;
 };
 
 void pp_http_conf_defaults(struct pp_http_conf *conf)
@@ -371,6 +374,12 @@ static const char *reason_phrase(int code)
     switch (code) {
     case 200:
         return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 409:
+        return "Conflict";
     case 400:
         return "Bad Request";
     case 401:
@@ -948,6 +957,34 @@ static void on_day(int32_t day, void *opaque)
     pp_http_sample_day(opaque, day);
 }
 
+/* /v1/silences[/{id}]: the body goes to the silences module, which answers
+ * with a status and a JSON document (app/silences.c). */
+static void h_silences(struct pp_http *h, struct evhttp_request *req, const char *id)
+{
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    const char *method = cmd == EVHTTP_REQ_GET      ? "GET"
+                         : cmd == EVHTTP_REQ_POST   ? "POST"
+                         : cmd == EVHTTP_REQ_DELETE ? "DELETE"
+                                                    : "OTHER";
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    const char *body = len ? (const char *)evbuffer_pullup(in, (ev_ssize_t)len) : "";
+    char *out = NULL;
+    int code = h->silences(h->silences_opaque, method, id, body, len, &out);
+    if (code == 405) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+                          id ? "GET, DELETE" : "GET, POST");
+    }
+    if (out == NULL) {
+        common_headers(req, "application/json");
+        evhttp_send_reply(req, code, reason_phrase(code), NULL);
+        count_request(h, "silences", code);
+        return;
+    }
+    send_body(h, req, "silences", code, "application/json", out, strlen(out));
+    free(out);
+}
+
 /* ----------------------------------------------------------------- router */
 
 static int authorized(const struct pp_http *h, struct evhttp_request *req)
@@ -980,7 +1017,10 @@ static void on_request(struct evhttp_request *req, void *arg)
         return;
     }
     pp_log(PP_LOG_DEBUG, "msg=\"http request\" method=%d path=\"%.200s\"", (int)cmd, path);
-    if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+    int silences_path = h->silences && (strcmp(path, "/v1/silences") == 0 ||
+                                        (strncmp(path, "/v1/silences/", 13) == 0 &&
+                                         path[13] != '\0' && strchr(path + 13, '/') == NULL));
+    if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD && !silences_path) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
         send_error(h, req, "other", 405, "method not allowed: this API is read-only (GET, HEAD)");
         return;
@@ -1040,6 +1080,9 @@ static void on_request(struct evhttp_request *req, void *arg)
     }
     else if (strcmp(path, "/v1/stream") == 0) {
         h_stream(h, req, &q);
+    }
+    else if (silences_path) {
+        h_silences(h, req, path[12] == '/' ? path + 13 : NULL);
     }
     else {
         send_error(h, req, "other", 404, "no such endpoint: %.200s (see docs/http-api.md)", path);
@@ -1239,6 +1282,12 @@ void pp_http_destroy(struct pp_http *h)
 int pp_http_port(const struct pp_http *h)
 {
     return h->port;
+}
+
+void pp_http_set_silences(struct pp_http *h, pp_http_silences_fn *fn, void *opaque)
+{
+    h->silences = fn;
+    h->silences_opaque = opaque;
 }
 
 void pp_http_set_provider(struct pp_http *h, const struct pp_http_provider *p)

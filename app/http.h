@@ -120,6 +120,14 @@ void pp_http_destroy(struct pp_http *h);
 /* The bound port (useful with port 0). */
 int pp_http_port(const struct pp_http *h);
 
+/* Serves /v1/silences and /v1/silences/{id} (GET, POST, DELETE) through fn
+ * (app/silences.c's pp_silences_http): method "GET", "POST", "DELETE" (else
+ * "OTHER"), id NULL for the collection; fn returns the status and *out, a
+ * malloc'd JSON document or NULL (no body). Without it those paths are 404. */
+typedef int(pp_http_silences_fn)(void *opaque, const char *method, const char *id, const char *body,
+                                 size_t body_len, char **out);
+void pp_http_set_silences(struct pp_http *h, pp_http_silences_fn *fn, void *opaque);
+
 /* Replaces the partner data source (copied; src borrowed for the server's
  * life). */
 void pp_http_set_provider(struct pp_http *h, const struct pp_http_provider *p);

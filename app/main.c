@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <librdkafka/rdkafka.h>
@@ -17,10 +18,13 @@
 #include "config.h"
 #include "backtest.h"
 #include "demo.h"
+#include "engine.h"
 #include "generate.h"
 #include "http.h"
 #include "log.h"
 #include "pipeline.h"
+#include "silences.h"
+#include "webhook.h"
 
 #ifndef PP_VERSION
 #define PP_VERSION "0.0.0"
@@ -35,9 +39,13 @@ static void usage(FILE *out)
             "      Run the service: consume deal, licence and support events, evaluate the\n"
             "      model (rules.engine) per event-time day, write alert transitions to the\n"
             "      alerts topic.\n"
-            "      Stops cleanly on SIGINT/SIGTERM (or after --duration). Serves the HTTP\n"
+            "      Stops cleanly on SIGINT/SIGTERM (or after --duration); SIGHUP re-reads\n"
+            "      FILE and applies new model.*/rules.* thresholds and webhook filters\n"
+            "      without losing state (an invalid file keeps the old one). Serves the HTTP\n"
             "      API, /metrics, /healthz, /readyz and the dashboard on http.listen\n"
-            "      (default 127.0.0.1:8080; docs/http-api.md).\n"
+            "      (default 127.0.0.1:8080; docs/http-api.md). With webhooks.<name>.url\n"
+            "      keys, POSTs alert transitions to subscribers in Alertmanager's format\n"
+            "      (docs/webhooks.md).\n"
             "  partnerpulse demo [--duration S] [--story model|skeleton] [--days N] [--seed N]\n"
             "                    [--day-ms MS] [--http ADDR] [--quiet]\n"
             "      Everything in one process against librdkafka's in-process mock cluster:\n"
@@ -66,6 +74,16 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(arg, NULL);
 }
 
+/* A webhook notification is muted by an active silence (wall clock). */
+static int mute_by_silence(const struct pp_webhook_alert *wa, char *id, size_t id_size,
+                           void *opaque)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return pp_silences_muted(opaque, wa->a.partner_id, wa->a.rule_id, now, id, id_size);
+}
+
 static int load_config(struct pp_app_conf *conf, const char *path)
 {
     char errstr[1024];
@@ -86,6 +104,63 @@ static int load_config(struct pp_app_conf *conf, const char *path)
         return -1;
     }
     return 0;
+}
+
+/* SIGHUP: re-read the configuration file and apply what can change while
+ * running (model.* and rules.* parameters, webhook filters, log.level). All
+ * or nothing: an invalid file, or a change that needs a restart, keeps the
+ * old configuration and is logged at level=error with the key. */
+struct reload_ctx {
+    struct pp_app_conf *conf;
+    const char *path;
+    struct pp_pipeline *pl;
+    struct pp_webhook *wh;
+};
+
+static void on_reload(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    struct reload_ctx *rc = arg;
+    struct pp_app_conf next;
+    char errstr[1024];
+    pp_app_conf_defaults(&next);
+    int bad = pp_app_conf_load(&next, rc->path, errstr, sizeof(errstr));
+    if (!bad && next.webhooks_n != rc->conf->webhooks_n) {
+        snprintf(errstr, sizeof(errstr),
+                 "%s: key 'webhooks': subscribers cannot be added or removed on reload (restart)",
+                 rc->path);
+        bad = 1;
+    }
+    for (size_t i = 0; !bad && i < next.webhooks_n; i++) {
+        if (strcmp(next.webhooks[i].name, rc->conf->webhooks[i].name) != 0 ||
+            strcmp(next.webhooks[i].url, rc->conf->webhooks[i].url) != 0) {
+            snprintf(errstr, sizeof(errstr),
+                     "%s:%d: key 'webhooks.%s.url': subscribers cannot change on reload (restart)",
+                     rc->path, next.webhooks[i].line, next.webhooks[i].name);
+            bad = 1;
+        }
+    }
+    if (!bad) {
+        char why[512];
+        bad = pp_engine_set_conf(pp_pipeline_engine(rc->pl), &next, why, sizeof(why));
+        if (bad) {
+            snprintf(errstr, sizeof(errstr), "%s: %s", rc->path, why);
+        }
+    }
+    if (!bad && rc->wh) {
+        bad = pp_webhook_set_subs(rc->wh, &next, errstr, sizeof(errstr));
+    }
+    if (bad) {
+        pp_log(PP_LOG_ERROR,
+               "msg=\"reload failed, keeping the running configuration\" error=\"%s\"", errstr);
+        pp_app_conf_free(&next);
+        return;
+    }
+    pp_log_threshold = (enum pp_log_level)next.log_level;
+    pp_app_conf_free(rc->conf);
+    *rc->conf = next;
+    pp_log(PP_LOG_INFO, "msg=\"configuration reloaded\" path=%s", rc->path);
 }
 
 static int cmd_check_config(int argc, char **argv)
@@ -156,9 +231,13 @@ static int cmd_run(int argc, char **argv)
     struct event *sigterm = evsignal_new(base, SIGTERM, on_stop, base);
     event_add(sigint, NULL);
     event_add(sigterm, NULL);
+    struct reload_ctx reload = {&conf, path, NULL, NULL};
+    struct event *sighup = evsignal_new(base, SIGHUP, on_reload, &reload);
     signal(SIGPIPE, SIG_IGN);
 
     struct pp_http *http = NULL;
+    struct pp_webhook *wh = NULL;
+    struct pp_silences *silences = NULL;
     struct pp_pipeline *pl = pp_pipeline_new(&conf, base, NULL, errstr, sizeof(errstr));
     if (pl == NULL) {
         fprintf(stderr, "partnerpulse: cannot start: %s\n", errstr);
@@ -173,6 +252,32 @@ static int cmd_run(int argc, char **argv)
         rc = 2;
         goto out;
     }
+    if (conf.webhooks_n > 0) {
+        /* Silences first: no notification before the ones muting it are known. */
+        silences = pp_silences_new(&conf, base, 15000, errstr, sizeof(errstr));
+        if (silences == NULL) {
+            fprintf(stderr, "partnerpulse: cannot start silences: %s\n", errstr);
+            rc = 1;
+            goto out;
+        }
+        pp_http_set_silences(http, pp_silences_http, silences);
+        wh = pp_webhook_new(&conf, base, errstr, sizeof(errstr));
+        if (wh == NULL) {
+            fprintf(stderr, "partnerpulse: cannot start webhooks: %s\n", errstr);
+            rc = 2;
+            goto out;
+        }
+        /* generatorURL points at this instance's HTTP API. */
+        char ext[PP_CONF_STR_MAX + 32];
+        const char *colon = strrchr(conf.http_listen, ':');
+        int hostlen = colon ? (int)(colon - conf.http_listen) : 0;
+        snprintf(ext, sizeof(ext), "http://%.*s:%d", hostlen, conf.http_listen, pp_http_port(http));
+        pp_webhook_set_external_url(wh, ext);
+        pp_webhook_set_mute(wh, mute_by_silence, silences);
+    }
+    reload.pl = pl;
+    reload.wh = wh;
+    event_add(sighup, NULL);
     pp_log(PP_LOG_INFO, "msg=\"started\" version=%s application_id=%s librdkafka=%s", PP_VERSION,
            conf.application_id, rd_kafka_version_str());
     if (duration > 0) {
@@ -189,10 +294,13 @@ static int cmd_run(int argc, char **argv)
            (unsigned long long)st.dead_letters, (unsigned long long)st.alerts_delivered);
     rc = (pp_pipeline_failed(pl) || flushed != 0) ? 1 : 0;
 out:
+    pp_webhook_destroy(wh);
     pp_http_destroy(http);
+    pp_silences_destroy(silences);
     pp_pipeline_destroy(pl);
     event_free(sigint);
     event_free(sigterm);
+    event_free(sighup);
     event_base_free(base);
     pp_app_conf_free(&conf);
     return rc;

@@ -86,6 +86,23 @@ struct pp_proc *pp_proc_new(const struct pp_proc_conf *conf)
     return ctx;
 }
 
+int pp_proc_set_conf(struct pp_proc *ctx, const struct pp_proc_conf *conf, char *errstr,
+                     size_t errstr_size)
+{
+    const char *key =
+        ctx->conf.surge_window_days != conf->surge_window_days ? "rules.ticket_surge.window_days"
+        : strcmp(ctx->conf.tenant, conf->tenant) != 0          ? "tenant"
+        : ctx->conf.allowed_lateness_ms != conf->allowed_lateness_ms ? "processing.allowed_lateness"
+                                                                     : NULL;
+    if (key) {
+        snprintf(errstr, errstr_size, "key '%s': cannot change while running (restart instead)",
+                 key);
+        return -1;
+    }
+    ctx->conf = *conf;
+    return 0;
+}
+
 void pp_proc_destroy(struct pp_proc *ctx)
 {
     if (ctx == NULL) {

@@ -17,6 +17,7 @@
 #ifndef PP_PROC_H
 #define PP_PROC_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "alert.h"
@@ -59,6 +60,11 @@ struct pp_proc;
 /* conf is copied. Never NULL (aborts on OOM). Free with pp_proc_destroy(). */
 struct pp_proc *pp_proc_new(const struct pp_proc_conf *conf);
 void pp_proc_destroy(struct pp_proc *ctx);
+/* Swaps the configuration of a running processor (SIGHUP reload), keeping
+ * its state: the threshold applies from the next evaluated day. Refused (-1,
+ * errstr naming the key) when the window, tenant or lateness changes. */
+int pp_proc_set_conf(struct pp_proc *ctx, const struct pp_proc_conf *conf, char *errstr,
+                     size_t errstr_size);
 
 /* Applies one validated event to the state. Evaluation happens only in
  * pp_proc_advance(): the caller owns the watermark (see watermark.h). */

@@ -28,6 +28,7 @@
 #include "model.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -485,6 +486,55 @@ struct pp_model *pp_model_new(const struct pp_model_conf *conf)
     m->stats.bytes_per_partner = sizeof(struct partner);
     m->stats.bytes_per_ledger_deal = sizeof(struct ledger_deal);
     return m;
+}
+
+/* Fields that size or index the state (rings, window sums, retention): a
+ * running model cannot change them, only a restart can. */
+static const struct {
+    const char *key;
+    size_t off;
+} layout_fields[] = {
+    {"model.state_days", offsetof(struct pp_model_conf, state_days)},
+    {"model.dedup_horizon_days", offsetof(struct pp_model_conf, dedup_horizon_days)},
+    {"model.adopt_short_days", offsetof(struct pp_model_conf, adopt_short_days)},
+    {"model.adopt_long_days", offsetof(struct pp_model_conf, adopt_long_days)},
+    {"model.load_short_days", offsetof(struct pp_model_conf, load_short_days)},
+    {"model.load_long_days", offsetof(struct pp_model_conf, load_long_days)},
+    {"model.ratio_short_days", offsetof(struct pp_model_conf, ratio_short_days)},
+    {"model.ratio_long_days", offsetof(struct pp_model_conf, ratio_long_days)},
+    {"model.push_short_days", offsetof(struct pp_model_conf, push_short_days)},
+    {"model.push_long_days", offsetof(struct pp_model_conf, push_long_days)},
+    {"model.oversize_pre_days", offsetof(struct pp_model_conf, oversize_pre_days)},
+    {"model.rev_horizon_days", offsetof(struct pp_model_conf, rev_horizon_days)},
+};
+
+int pp_model_set_conf(struct pp_model *m, const struct pp_model_conf *conf, char *errstr,
+                      size_t errstr_size)
+{
+    if (pp_model_conf_validate(conf, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof(layout_fields) / sizeof(layout_fields[0]); i++) {
+        uint32_t a, b;
+        memcpy(&a, (const char *)&m->conf + layout_fields[i].off, sizeof(a));
+        memcpy(&b, (const char *)conf + layout_fields[i].off, sizeof(b));
+        if (a != b) {
+            snprintf(errstr, errstr_size,
+                     "key '%s': cannot change from %u to %u while running (it sizes the state; "
+                     "restart instead)",
+                     layout_fields[i].key, a, b);
+            return -1;
+        }
+    }
+    if (strcmp(m->conf.tenant, conf->tenant) != 0 ||
+        m->conf.allowed_lateness_ms != conf->allowed_lateness_ms) {
+        snprintf(errstr, errstr_size, "key '%s': cannot change while running (restart instead)",
+                 strcmp(m->conf.tenant, conf->tenant) != 0 ? "tenant"
+                                                           : "processing.allowed_lateness");
+        return -1;
+    }
+    m->conf = *conf;
+    return 0;
 }
 
 void pp_model_destroy(struct pp_model *m)

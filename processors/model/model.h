@@ -177,6 +177,14 @@ struct pp_model;
 struct pp_model *pp_model_new(const struct pp_model_conf *conf);
 void pp_model_destroy(struct pp_model *m);
 
+/* Swaps the configuration of a running model (SIGHUP reload) keeping its
+ * state: thresholds, weights and rule parameters change from the next
+ * evaluated day on. Refused (-1, errstr naming the key) when conf is invalid
+ * or changes what sizes the state: state_days, the windows, the retention
+ * horizons, the tenant or the allowed lateness. */
+int pp_model_set_conf(struct pp_model *m, const struct pp_model_conf *conf, char *errstr,
+                      size_t errstr_size);
+
 /* Applies one validated event. PP_APPLY_TOO_LATE: its day is evaluated;
  * PP_APPLY_SKEWED: more than state_days - ratio_long_days - 1 days ahead of
  * the next day to evaluate (the caller pauses the input that runs ahead).
