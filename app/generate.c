@@ -35,6 +35,7 @@ void pp_app_generate_usage(FILE *out)
             "usage: partnerpulse generate [--scenario LIST] [--deterministic | --noise --seed N]\n"
             "                             (--out FILE | --kafka BOOTSTRAP [--config FILE])\n"
             "       partnerpulse generate --load PARTNERSxCUSTOMERS [--days N] [--start DATE]\n"
+            "                             [--rate N]\n"
             "                             [--seed N] (--out FILE | --kafka BOOTSTRAP)\n\n"
             "Writes scenario events (MODEL.md section 3, docs/scenarios.md) to an event file\n"
             "(JSON Lines, docs/event-files.md) or produces them to Kafka.\n\n"
@@ -57,6 +58,8 @@ void pp_app_generate_usage(FILE *out)
             "                     license-consumption, support); kafka.* keys of --config\n"
             "                     apply (TLS, SASL, ...)\n"
             "  --config FILE      configuration file for topic names and kafka.* settings\n"
+            "  --rate N           with --kafka: produce at most N events per second on\n"
+            "                     average (default: as fast as the brokers take them)\n"
             "  --help             this text\n\n"
             "Exit status: 0 ok, 1 write or delivery failure, 2 usage error.\n");
 }
@@ -69,6 +72,8 @@ struct gen {
     struct pp_app_conf conf;
     uint64_t produced, delivered, failed;
     time_t last_progress;
+    double rate;    /* --rate: events per second, 0 = as fast as possible */
+    double start_s; /* monotonic time of the first event */
     /* both */
     uint64_t events;
     int failed_write;
@@ -110,9 +115,40 @@ static void progress(struct gen *g, int final)
             g->produced, g->delivered, g->failed, final ? " (done)" : "");
 }
 
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* --rate: event n is produced no earlier than start + n/rate, so the average
+ * rate holds however long a single produce call takes; delivery reports are
+ * served while waiting. */
+static void pace(struct gen *g)
+{
+    if (g->rate <= 0) {
+        return;
+    }
+    double now = mono_s();
+    if (g->produced == 0) {
+        g->start_s = now;
+    }
+    double due = g->start_s + (double)g->produced / g->rate;
+    while (now < due) {
+        int ms = (int)((due - now) * 1000.0);
+        rd_kafka_poll(g->rk, ms > 0 ? (ms < 100 ? ms : 100) : 0);
+        now = mono_s();
+        if (ms <= 0) {
+            break;
+        }
+    }
+}
+
 static int kafka_sink(const struct pp_event *ev, void *opaque)
 {
     struct gen *g = opaque;
+    pace(g);
     size_t len;
     const void *buf = pp_codec_encode_event(g->codec, ev, &len, g->errstr, sizeof(g->errstr));
     if (buf == NULL) {
@@ -199,13 +235,21 @@ static int parse_load(const char *s, uint32_t *partners, uint32_t *customers)
 int pp_app_generate(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"scenario", required_argument, 0, 's'}, {"seed", required_argument, 0, 'S'},
-        {"noise", no_argument, 0, 'n'},          {"deterministic", no_argument, 0, 'd'},
-        {"out", required_argument, 0, 'o'},      {"kafka", required_argument, 0, 'k'},
-        {"config", required_argument, 0, 'c'},   {"load", required_argument, 0, 'l'},
-        {"days", required_argument, 0, 'D'},     {"start", required_argument, 0, 'a'},
-        {"from", required_argument, 0, 'f'},     {"to", required_argument, 0, 't'},
-        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0},
+        {"scenario", required_argument, 0, 's'},
+        {"seed", required_argument, 0, 'S'},
+        {"noise", no_argument, 0, 'n'},
+        {"deterministic", no_argument, 0, 'd'},
+        {"out", required_argument, 0, 'o'},
+        {"kafka", required_argument, 0, 'k'},
+        {"config", required_argument, 0, 'c'},
+        {"load", required_argument, 0, 'l'},
+        {"days", required_argument, 0, 'D'},
+        {"start", required_argument, 0, 'a'},
+        {"from", required_argument, 0, 'f'},
+        {"to", required_argument, 0, 't'},
+        {"rate", required_argument, 0, 'r'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     struct pp_scen_conf sc;
     pp_scen_conf_defaults(&sc);
@@ -213,6 +257,7 @@ int pp_app_generate(int argc, char **argv)
     pp_day_parse("2025-01-01", &load.first_day);
     const char *out = NULL, *kafka = NULL, *config = NULL;
     int is_load = 0, noise = -1;
+    double rate = 0;
     char errstr[512];
     int c;
     optind = 1;
@@ -281,6 +326,16 @@ int pp_app_generate(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'r': {
+            char *end;
+            rate = strtod(optarg, &end);
+            if (end == optarg || *end != '\0' || !(rate > 0) || rate > 1e9) {
+                fprintf(stderr, "partnerpulse generate: bad --rate '%s' (events per second)\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        }
         case 'h':
             pp_app_generate_usage(stdout);
             return 0;
@@ -302,6 +357,7 @@ int pp_app_generate(int argc, char **argv)
 
     struct gen g;
     memset(&g, 0, sizeof(g));
+    g.rate = rate;
     pp_app_conf_defaults(&g.conf);
     struct pp_schema_catalog *cat = NULL;
     int rc = 1;

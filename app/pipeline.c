@@ -58,7 +58,7 @@ struct pp_pipeline {
     struct pp_metrics *metrics;
     struct pp_metric *m_events[4]; /* by enum pp_event_type */
     struct pp_metric *m_records, *m_holds, *m_latency;
-    struct pp_metric *m_partners, *m_watermark, *m_assigned;
+    struct pp_metric *m_partners, *m_watermark, *m_assigned, *m_state_bytes;
     struct pp_metric_family *f_dead, *f_alerts, *f_lag, *f_watermark;
 };
 
@@ -486,6 +486,11 @@ static void metrics_init(struct pp_pipeline *pl)
     f = pp_metrics_family(m, PP_METRIC_GAUGE, "partnerpulse_partners_tracked",
                           "Partners with state in this instance.", NULL, 0, NULL, 0);
     pl->m_partners = pp_metrics_series(f, NULL);
+    f = pp_metrics_family(m, PP_METRIC_GAUGE, "partnerpulse_state_bytes",
+                          "Bytes of processor state held by this instance (the model's own "
+                          "accounting; 0 for the ticket_surge engine).",
+                          NULL, 0, NULL, 0);
+    pl->m_state_bytes = pp_metrics_series(f, NULL);
     pl->f_watermark =
         pp_metrics_family(m, PP_METRIC_GAUGE, "partnerpulse_watermark_seconds",
                           "Event-time watermark of the processor (Unix seconds); absent before "
@@ -700,6 +705,8 @@ struct pp_metrics *pp_pipeline_metrics(struct pp_pipeline *pl)
     pp_metric_set(pl->m_holds, (double)st.holds);
     pp_metric_set(pl->m_assigned, (double)st.assigned_partitions);
     pp_metric_set(pl->m_partners, (double)pp_engine_partner_count(pl->engine));
+    struct pp_model *model = pp_engine_model(pl->engine);
+    pp_metric_set(pl->m_state_bytes, model ? (double)pp_model_stats(model)->bytes_state : 0.0);
     if (st.watermark_ms != INT64_MIN && pl->m_watermark == NULL) {
         /* Declared in metrics_init; looked up here so that no made-up value is
          * exported before the first event. */

@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import pathlib
 import subprocess
+import time
 from collections import Counter
 
 from confluent_kafka import Consumer
@@ -118,3 +119,26 @@ def test_generate_kafka_matches_event_file(pp_env, schemas, topics, tmp_path: pa
         assert got_kind == kind, event_id
         # Doubles: the file holds the shortest exact spelling, so equality is exact.
         assert got == rec, f"{event_id}:\n kafka {got}\n file  {rec}"
+
+
+def test_generate_kafka_rate_is_paced(pp_env, topics, tmp_path: pathlib.Path):
+    """--rate N: the average production rate does not exceed N events/s."""
+    cfg = tmp_path / "pp.yaml"
+    cfg.write_text(render_config(application_id=topics.application_id, tenant="it",
+                                 topics=topics, bootstrap=pp_env.bootstrap))
+    args = ["--load", "5x4", "--days", "10"]
+    events = tmp_path / "load.jsonl"
+    subprocess.run([str(pp_env.bin), "generate", *args, "--out", str(events)],
+                   check=True, capture_output=True, timeout=60)
+    n = len(events.read_text(encoding="utf-8").splitlines())
+    assert n > 200
+    rate = 400.0
+    t0 = time.monotonic()
+    run = subprocess.run([str(pp_env.bin), "generate", *args, "--rate", str(rate),
+                          "--kafka", pp_env.bootstrap, "--config", str(cfg)],
+                         capture_output=True, text=True, timeout=120)
+    elapsed = time.monotonic() - t0
+    assert run.returncode == 0, run.stderr
+    assert f"{n} acknowledged, 0 failed (done)" in run.stderr, run.stderr
+    # Event i is sent no earlier than i/rate after the first.
+    assert elapsed >= (n - 1) / rate, (elapsed, n)
