@@ -193,7 +193,7 @@ static int id_requests(const struct fixture *fx, int32_t id)
     control(fx, "/_control/stats", NULL, body);
     snprintf(key, sizeof(key), "\"GET /schemas/ids/%d\": ", (int)id);
     const char *p = strstr(body, key);
-    return p ? atoi(p + strlen(key)) : 0;
+    return p ? (int)strtol(p + strlen(key), NULL, 10) : 0;
 }
 
 static const struct resolve_vector *vec(const char *name)
@@ -294,7 +294,7 @@ static void test_non_avro_schema_is_mismatch(void **state)
             "{\"schema\": \"syntax = \\\"proto3\\\";\", \"schemaType\": \"PROTOBUF\"}", body);
     const char *p = strstr(body, "\"id\": ");
     assert_non_null(p);
-    int32_t id = (int32_t)atoi(p + 6);
+    int32_t id = (int32_t)strtol(p + 6, NULL, 10);
     unsigned char wire[2048];
     size_t len = frame(id, vec("deal_v2"), wire);
     struct pp_event ev;
