@@ -744,3 +744,10 @@ void pp_app_conf_reference(FILE *out)
         fprintf(out, " |\n");
     }
 }
+
+const char *pp_app_conf_topic_for(const struct pp_app_conf *conf, enum pp_event_type type)
+{
+    return type == PP_EV_DEAL      ? conf->topic_deals
+           : type == PP_EV_SUPPORT ? conf->topic_support
+                                   : conf->topic_licenses;
+}

@@ -90,6 +90,9 @@ int pp_app_conf_set(struct pp_app_conf *conf, const char *key, const char *value
 /* Writes the configuration reference (Markdown) generated from the table. */
 void pp_app_conf_reference(FILE *out);
 
+/* The input topic an event of this type is produced to (generate, demo). */
+const char *pp_app_conf_topic_for(const struct pp_app_conf *conf, enum pp_event_type type);
+
 /* Parses "250ms", "30s", "5m", "24h", "7d" or "0". */
 int pp_parse_duration_ms(const char *s, int64_t *ms);
 

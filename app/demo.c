@@ -52,20 +52,6 @@ static int collect(const struct pp_event *ev, void *opaque)
     return 0;
 }
 
-static const char *topic_for(const struct demo *d, enum pp_event_type t)
-{
-    return t == PP_EV_DEAL      ? d->conf.topic_deals
-           : t == PP_EV_SUPPORT ? d->conf.topic_support
-                                : d->conf.topic_licenses;
-}
-
-static const char *customer_of(const struct pp_event *ev)
-{
-    return ev->type == PP_EV_DEAL      ? ev->u.deal.customer_id
-           : ev->type == PP_EV_SUPPORT ? ev->u.support.customer_id
-                                       : ev->u.consumption.customer_id;
-}
-
 /* Produces the next simulated day's events. */
 static void on_feed(evutil_socket_t fd, short what, void *arg)
 {
@@ -90,8 +76,8 @@ static void on_feed(evutil_socket_t fd, short what, void *arg)
             pp_log(PP_LOG_ERROR, "msg=\"demo cannot encode event\" error=\"%s\"", err);
             continue;
         }
-        const char *key = customer_of(ev);
-        rd_kafka_producev(d->feeder, RD_KAFKA_V_TOPIC(topic_for(d, ev->type)),
+        const char *key = pp_event_customer_id(ev);
+        rd_kafka_producev(d->feeder, RD_KAFKA_V_TOPIC(pp_app_conf_topic_for(&d->conf, ev->type)),
                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                           RD_KAFKA_V_KEY((void *)key, strlen(key)),
                           RD_KAFKA_V_VALUE((void *)buf, len), RD_KAFKA_V_END);

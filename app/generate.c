@@ -95,13 +95,6 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
     }
 }
 
-static const char *customer_of(const struct pp_event *ev)
-{
-    return ev->type == PP_EV_DEAL      ? ev->u.deal.customer_id
-           : ev->type == PP_EV_SUPPORT ? ev->u.support.customer_id
-                                       : ev->u.consumption.customer_id;
-}
-
 static void progress(struct gen *g, int final)
 {
     time_t now = time(NULL);
@@ -154,10 +147,8 @@ static int kafka_sink(const struct pp_event *ev, void *opaque)
     if (buf == NULL) {
         return 1;
     }
-    const char *topic = ev->type == PP_EV_DEAL      ? g->conf.topic_deals
-                        : ev->type == PP_EV_SUPPORT ? g->conf.topic_support
-                                                    : g->conf.topic_licenses;
-    const char *key = customer_of(ev);
+    const char *topic = pp_app_conf_topic_for(&g->conf, ev->type);
+    const char *key = pp_event_customer_id(ev);
     for (;;) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
             g->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),

@@ -219,6 +219,8 @@ static enum pp_consumer_verdict on_event(const struct pp_event *ev, const rd_kaf
     struct pp_pipeline *pl = opaque;
     const char *topic = rd_kafka_topic_name(rkm->rkt);
     int64_t now = now_ms();
+    char key[300];
+    source_key(key, sizeof(key), topic, rkm->partition);
     if (pl->held_n > 0 && find_held(pl, topic, rkm->partition) != NULL) {
         return PP_CONSUMER_HOLD; /* fetched before the pause: it comes again */
     }
@@ -233,17 +235,13 @@ static enum pp_consumer_verdict on_event(const struct pp_event *ev, const rd_kaf
         /* The partition delivers in order: nothing older than this record
          * will come from it, so this is its stream time for the watermark
          * (and a gap in a sparse partition cannot deadlock the floor). */
-        char hkey[300];
-        source_key(hkey, sizeof(hkey), topic, rkm->partition);
-        pp_watermark_observe(pl->wm, hkey, ev->occurred_at_ms, now);
+        pp_watermark_observe(pl->wm, key, ev->occurred_at_ms, now);
         pp_log(PP_LOG_DEBUG,
                "msg=\"partition ahead in event time, paused\" topic=%s "
                "partition=%d offset=%lld",
                topic, (int)rkm->partition, (long long)rkm->offset);
         return PP_CONSUMER_HOLD;
     }
-    char key[300];
-    source_key(key, sizeof(key), topic, rkm->partition);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     switch (pp_engine_apply(pl->engine, ev)) {

@@ -18,17 +18,17 @@ static const char *const support_event_names[] = {
 #define NAME_OR_UNKNOWN(tab, i)                                                                    \
     ((unsigned)(i) < sizeof(tab) / sizeof((tab)[0]) ? (tab)[(i)] : "unknown")
 
-const char *pp_deal_event_name(enum pp_deal_event e)
+const char *pp_deal_event_name(int e)
 {
     return NAME_OR_UNKNOWN(deal_event_names, e);
 }
 
-const char *pp_deal_kind_name(enum pp_deal_kind k)
+const char *pp_deal_kind_name(int k)
 {
     return NAME_OR_UNKNOWN(deal_kind_names, k);
 }
 
-const char *pp_support_event_name(enum pp_support_event e)
+const char *pp_support_event_name(int e)
 {
     return NAME_OR_UNKNOWN(support_event_names, e);
 }
@@ -54,6 +54,13 @@ static int lookup(const char *const *tab, int n, const char *s)
         }
     }
     return -1;
+}
+
+const char *pp_event_customer_id(const struct pp_event *ev)
+{
+    return ev->type == PP_EV_DEAL      ? ev->u.deal.customer_id
+           : ev->type == PP_EV_SUPPORT ? ev->u.support.customer_id
+                                       : ev->u.consumption.customer_id;
 }
 
 int pp_deal_event_from_name(const char *s)

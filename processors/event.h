@@ -118,16 +118,21 @@ struct pp_event {
     } u;
 };
 
-/* Names as they appear in the Avro enums and in event files. */
-const char *pp_deal_event_name(enum pp_deal_event e);
-const char *pp_deal_kind_name(enum pp_deal_kind k);
-const char *pp_support_event_name(enum pp_support_event e);
+/* Names as they appear in the Avro enums and in event files ("unknown" out
+ * of range). They take int so that the field tables of the Avro codec and
+ * of event files can hold them directly. */
+const char *pp_deal_event_name(int e);
+const char *pp_deal_kind_name(int k);
+const char *pp_support_event_name(int e);
 const char *pp_event_type_name(enum pp_event_type t);
 
 /* Reverse lookups; return -1 for an unknown name. */
 int pp_deal_event_from_name(const char *s);
 int pp_deal_kind_from_name(const char *s);
 int pp_support_event_from_name(const char *s);
+
+/* The customer an event is about (every event type names one). */
+const char *pp_event_customer_id(const struct pp_event *ev);
 
 /* Copies `src` into a PP_ID_MAX field. Returns false (and writes "") when it
  * does not fit: identifiers are never silently truncated. */

@@ -56,28 +56,15 @@ struct fdesc {
         n, F_ENUM, EV(m), 0, 0, false, false, from, to                                             \
     }
 
-static const char *deal_event_name(int v)
-{
-    return pp_deal_event_name((enum pp_deal_event)v);
-}
-static const char *deal_kind_name(int v)
-{
-    return pp_deal_kind_name((enum pp_deal_kind)v);
-}
-static const char *support_event_name(int v)
-{
-    return pp_support_event_name((enum pp_support_event)v);
-}
-
 static const struct fdesc deal_fields[] = {
     STR("event_id", event_id, true),
     NUM("occurred_at", F_LONG, occurred_at_ms),
     STR("deal_id", u.deal.deal_id, true),
-    ENUM("event_type", u.deal.event_type, pp_deal_event_from_name, deal_event_name),
+    ENUM("event_type", u.deal.event_type, pp_deal_event_from_name, pp_deal_event_name),
     STR("partner_id", u.deal.partner_id, true),
     STR("customer_id", u.deal.customer_id, true),
     STR("product_id", u.deal.product_id, true),
-    ENUM("kind", u.deal.kind, pp_deal_kind_from_name, deal_kind_name),
+    ENUM("kind", u.deal.kind, pp_deal_kind_from_name, pp_deal_kind_name),
     NUM("close_date", F_INT, u.deal.close_date),
     ONUM("start_date", F_INT, u.deal.start_date, u.deal.has_start_date),
     NUM("term_months", F_INT, u.deal.term_months),
@@ -111,7 +98,7 @@ static const struct fdesc support_fields[] = {
     STR("ticket_id", u.support.ticket_id, true),
     STR("customer_id", u.support.customer_id, true),
     OSTR("product_id", u.support.product_id, u.support.has_product_id),
-    ENUM("event_type", u.support.event_type, pp_support_event_from_name, support_event_name),
+    ENUM("event_type", u.support.event_type, pp_support_event_from_name, pp_support_event_name),
     NUM("severity", F_INT, u.support.severity),
     ONUM("csat_score", F_INT, u.support.csat_score, u.support.has_csat_score),
     OSTR("vendor_incident_id", u.support.vendor_incident_id, u.support.has_vendor_incident_id),

@@ -70,28 +70,15 @@ struct fd {
         n, K_ENUM, EV(m), 0, 0, false, true, 0, NULL, from, to                                     \
     }
 
-static const char *deal_event_name(int v)
-{
-    return pp_deal_event_name((enum pp_deal_event)v);
-}
-static const char *deal_kind_name(int v)
-{
-    return pp_deal_kind_name((enum pp_deal_kind)v);
-}
-static const char *support_event_name(int v)
-{
-    return pp_support_event_name((enum pp_support_event)v);
-}
-
 static const struct fd deal_fields[] = {
     RSTR("event_id", event_id),
     RNUM("occurred_at", K_TIME, occurred_at_ms),
     RSTR("deal_id", u.deal.deal_id),
-    RENUM("event_type", u.deal.event_type, pp_deal_event_from_name, deal_event_name),
+    RENUM("event_type", u.deal.event_type, pp_deal_event_from_name, pp_deal_event_name),
     RSTR("partner_id", u.deal.partner_id),
     RSTR("customer_id", u.deal.customer_id),
     RSTR("product_id", u.deal.product_id),
-    RENUM("kind", u.deal.kind, pp_deal_kind_from_name, deal_kind_name),
+    RENUM("kind", u.deal.kind, pp_deal_kind_from_name, pp_deal_kind_name),
     RNUM("close_date", K_DATE, u.deal.close_date),
     ONUM("start_date", K_DATE, u.deal.start_date, u.deal.has_start_date),
     DNUM("term_months", K_INT, u.deal.term_months, 12),
@@ -125,7 +112,7 @@ static const struct fd support_fields[] = {
     RSTR("ticket_id", u.support.ticket_id),
     RSTR("customer_id", u.support.customer_id),
     OSTR("product_id", u.support.product_id, u.support.has_product_id),
-    RENUM("event_type", u.support.event_type, pp_support_event_from_name, support_event_name),
+    RENUM("event_type", u.support.event_type, pp_support_event_from_name, pp_support_event_name),
     DNUM("severity", K_INT, u.support.severity, 3),
     ONUM("csat_score", K_INT, u.support.csat_score, u.support.has_csat_score),
     OSTR("vendor_incident_id", u.support.vendor_incident_id, u.support.has_vendor_incident_id),

@@ -89,13 +89,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static const char *topic_for(struct fixture *f, enum pp_event_type t)
-{
-    return t == PP_EV_DEAL      ? f->conf.topic_deals
-           : t == PP_EV_SUPPORT ? f->conf.topic_support
-                                : f->conf.topic_licenses;
-}
-
 static void produce(struct fixture *f, const char *topic, const void *key, size_t klen,
                     const void *val, size_t vlen)
 {
@@ -112,7 +105,8 @@ static int feed(const struct pp_event *ev, void *opaque)
     size_t len;
     const void *buf = pp_codec_encode_event(f->codec, ev, &len, err, sizeof(err));
     assert_non_null(buf);
-    produce(f, topic_for(f, ev->type), ev->event_id, strlen(ev->event_id), buf, len);
+    produce(f, pp_app_conf_topic_for(&f->conf, ev->type), ev->event_id, strlen(ev->event_id), buf,
+            len);
     return 0;
 }
 
