@@ -37,7 +37,7 @@ die() { log "error: $*"; exit 1; }
 packages=(
   build-essential cmake pkg-config
   librdkafka-dev libavro-dev libevent-dev libjansson-dev libyaml-dev
-  libcmocka-dev libsystemd-dev libcurl4-openssl-dev
+  libcmocka-dev libsystemd-dev libcurl4-openssl-dev zlib1g-dev
   kcat clang-format valgrind
   chromium wrk
   clang libclang-rt-14-dev openssl
