@@ -1,0 +1,1197 @@
+/*
+ * serial.c — the stages' state as store keys and values (stage.h "state
+ * serialisation"): what the runtime writes to its changelog topics and
+ * snapshot files, and reads back on restore.
+ *
+ * One key per customer ('c' + id: everything the customers stage keeps for
+ * it, its rings, deals, links and the dedup keys of its events), per partner
+ * ('p' + id: ledger, reversals, rule machines and the last day's values the
+ * views show), per partner x customer pair ('x' + partner + NUL + customer:
+ * its CUSTOMER_PRESSURE machine and last CPI), per cohort product on the
+ * partners side ('q' + product: its day ring and window sums), and one meta
+ * key per stage ('m': last evaluated day, first reversal day, watermark,
+ * per-source markers, dedup keys of events that touched no customer).
+ *
+ * A customer is written when an event changes it, not each time a closed
+ * day moves its rings: its record carries the day it was finalized up to,
+ * and pp_cstage_settle replays the days since on a restored stage.
+ *
+ * Values are hand-written compact binary, like the exchange records and
+ * for the same reasons (our own store, written every commit interval):
+ * a version byte first, varints for counts and integers, zig-zag varints
+ * for days, zero runs in the rings, doubles and floats as their bits so a
+ * restored stage computes exactly what the original would have. Ids are
+ * stored as strings, never as indexes: indexes are the order of arrival,
+ * which a restore does not repeat. The reader checks every length and range
+ * and refuses what it does not fully consume.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "palloc.h"
+#include "stage_int.h"
+
+#define SERIAL_VERSION 1
+
+/* ---- writer ------------------------------------------------------------------ */
+
+struct out {
+    uint8_t *p;
+    size_t n, cap;
+};
+
+static void w_need(struct out *o, size_t more)
+{
+    if (o->n + more > o->cap) {
+        o->cap = (o->n + more) * 2 + 64;
+        o->p = pp_xrealloc(o->p, o->cap);
+    }
+}
+
+static void w_u8(struct out *o, uint8_t v)
+{
+    w_need(o, 1);
+    o->p[o->n++] = v;
+}
+
+static void w_var(struct out *o, uint64_t v)
+{
+    w_need(o, 10);
+    while (v >= 0x80) {
+        o->p[o->n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    o->p[o->n++] = (uint8_t)v;
+}
+
+static void w_zz(struct out *o, int32_t v)
+{
+    w_var(o, ((uint32_t)v << 1) ^ (v < 0 ? UINT32_MAX : 0u));
+}
+
+static void w_le(struct out *o, uint64_t v, int bytes)
+{
+    w_need(o, (size_t)bytes);
+    for (int i = 0; i < bytes; i++) {
+        o->p[o->n++] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static void w_f64(struct out *o, double d)
+{
+    uint64_t v;
+    memcpy(&v, &d, sizeof(v));
+    w_le(o, v, 8);
+}
+
+static void w_f32(struct out *o, float f)
+{
+    uint32_t v;
+    memcpy(&v, &f, sizeof(v));
+    w_le(o, v, 4);
+}
+
+static void w_str(struct out *o, const char *s)
+{
+    size_t n = strlen(s);
+    w_var(o, n);
+    w_need(o, n);
+    memcpy(o->p + o->n, s, n);
+    o->n += n;
+}
+
+/* A ring of n values: each value, and after a 0 the count of further 0s. */
+static void w_ring(struct out *o, uint32_t n, uint64_t (*get)(const void *, uint32_t),
+                   const void *ring)
+{
+    for (uint32_t i = 0; i < n;) {
+        uint64_t v = get(ring, i);
+        w_var(o, v);
+        i++;
+        if (v == 0) {
+            uint32_t run = 0;
+            while (i < n && get(ring, i) == 0) {
+                run++;
+                i++;
+            }
+            w_var(o, run);
+        }
+    }
+}
+
+static void w_rule(struct out *o, const struct pp_rule_state *st)
+{
+    w_u8(o, st->phase);
+    w_u8(o, st->severity);
+    w_u8(o, st->hist_n);
+    w_var(o, st->run);
+    w_var(o, st->crit_run);
+    w_var(o, st->deesc_run);
+    w_var(o, st->resolve_run);
+    w_var(o, st->reopen_count);
+    w_zz(o, st->pending_start);
+    w_zz(o, st->first_seen);
+    w_zz(o, st->fired_day);
+    w_zz(o, st->changed_day);
+    w_zz(o, st->resolved_day);
+    for (int i = 0; i < PP_RULE_HIST; i++) {
+        w_u8(o, st->hist_sev[i]);
+        w_zz(o, st->hist_day[i]);
+    }
+}
+
+static void w_sig(struct out *o, const struct pp_sig *s)
+{
+    w_u8(o, s->present ? 1 : 0);
+    w_f64(o, s->value);
+    w_f64(o, s->risk);
+}
+
+/* ---- reader ------------------------------------------------------------------ */
+
+struct in {
+    const uint8_t *p;
+    size_t n, pos;
+    const char *err;
+};
+
+static void r_fail(struct in *r, const char *what)
+{
+    if (r->err == NULL) {
+        r->err = what;
+    }
+}
+
+static uint8_t r_u8(struct in *r)
+{
+    if (r->err || r->pos >= r->n) {
+        r_fail(r, "truncated");
+        return 0;
+    }
+    return r->p[r->pos++];
+}
+
+static uint64_t r_var(struct in *r)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        uint8_t b = r_u8(r);
+        if (r->err) {
+            return 0;
+        }
+        if (shift == 63 && b > 1) {
+            break;
+        }
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            return v;
+        }
+    }
+    r_fail(r, "varint too long");
+    return 0;
+}
+
+static uint32_t r_u32(struct in *r, uint32_t max)
+{
+    uint64_t v = r_var(r);
+    if (v > max) {
+        r_fail(r, "value out of range");
+        return 0;
+    }
+    return (uint32_t)v;
+}
+
+static int32_t r_zz(struct in *r)
+{
+    uint32_t u = r_u32(r, UINT32_MAX);
+    return (int32_t)((u >> 1) ^ (~(u & 1) + 1));
+}
+
+static uint64_t r_le(struct in *r, int bytes)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++) {
+        v |= (uint64_t)r_u8(r) << (8 * i);
+    }
+    return v;
+}
+
+static double r_f64(struct in *r)
+{
+    uint64_t v = r_le(r, 8);
+    double d;
+    memcpy(&d, &v, sizeof(d));
+    return d;
+}
+
+static float r_f32(struct in *r)
+{
+    uint32_t v = (uint32_t)r_le(r, 4);
+    float f;
+    memcpy(&f, &v, sizeof(f));
+    return f;
+}
+
+static void r_str(struct in *r, char *out)
+{
+    uint64_t n = r_var(r);
+    out[0] = '\0';
+    if (r->err) {
+        return;
+    }
+    if (n > PP_ID_MAX - 1 || n > r->n - r->pos) {
+        r_fail(r, n > PP_ID_MAX - 1 ? "id too long" : "truncated");
+        return;
+    }
+    if (memchr(r->p + r->pos, '\0', n) != NULL) {
+        r_fail(r, "NUL inside an id");
+        return;
+    }
+    memcpy(out, r->p + r->pos, n);
+    out[n] = '\0';
+    r->pos += n;
+}
+
+static void r_ring(struct in *r, uint32_t n, void (*set)(void *, uint32_t, uint64_t), void *ring)
+{
+    for (uint32_t i = 0; i < n && !r->err;) {
+        uint64_t v = r_var(r);
+        set(ring, i++, v);
+        if (v == 0) {
+            uint32_t run = r_u32(r, n - i);
+            for (uint32_t k = 0; k < run; k++) {
+                set(ring, i++, 0);
+            }
+        }
+    }
+}
+
+static void r_rule(struct in *r, struct pp_rule_state *st)
+{
+    st->phase = r_u8(r);
+    st->severity = r_u8(r);
+    st->hist_n = r_u8(r);
+    if (st->phase > PP_PHASE_FIRING || st->hist_n > PP_RULE_HIST) {
+        r_fail(r, "rule state out of range");
+    }
+    st->run = (uint16_t)r_u32(r, UINT16_MAX);
+    st->crit_run = (uint16_t)r_u32(r, UINT16_MAX);
+    st->deesc_run = (uint16_t)r_u32(r, UINT16_MAX);
+    st->resolve_run = (uint16_t)r_u32(r, UINT16_MAX);
+    st->reopen_count = (uint16_t)r_u32(r, UINT16_MAX);
+    st->pending_start = r_zz(r);
+    st->first_seen = r_zz(r);
+    st->fired_day = r_zz(r);
+    st->changed_day = r_zz(r);
+    st->resolved_day = r_zz(r);
+    for (int i = 0; i < PP_RULE_HIST; i++) {
+        st->hist_sev[i] = r_u8(r);
+        st->hist_day[i] = r_zz(r);
+    }
+}
+
+static void r_sig(struct in *r, struct pp_sig *s)
+{
+    uint8_t present = r_u8(r);
+    if (present > 1) {
+        r_fail(r, "bad signal flag");
+    }
+    s->present = present == 1;
+    s->value = r_f64(r);
+    s->risk = r_f64(r);
+}
+
+static int r_done(struct in *r, const char *what, char *errstr, size_t errstr_size)
+{
+    if (r->err == NULL && r->pos != r->n) {
+        r_fail(r, "trailing bytes");
+    }
+    if (r->err) {
+        snprintf(errstr, errstr_size, "%s record (%zu bytes): %s at byte %zu", what, r->n, r->err,
+                 r->pos);
+        return -1;
+    }
+    return 0;
+}
+
+static int r_version(struct in *r, const char *what, char *errstr, size_t errstr_size)
+{
+    uint8_t v = r_u8(r);
+    if (r->err) {
+        snprintf(errstr, errstr_size, "%s record: empty", what);
+        return -1;
+    }
+    if (v != SERIAL_VERSION) {
+        snprintf(errstr, errstr_size, "%s record: unknown version %u (this build reads %u)", what,
+                 v, SERIAL_VERSION);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- keys ---------------------------------------------------------------------- */
+
+static void key_of(struct out *k, char type, const char *a, const char *b)
+{
+    k->n = 0;
+    w_u8(k, (uint8_t)type);
+    size_t n = strlen(a);
+    w_need(k, n + 1);
+    memcpy(k->p + k->n, a, n);
+    k->n += n;
+    if (b != NULL) {
+        k->p[k->n++] = '\0';
+        n = strlen(b);
+        w_need(k, n);
+        memcpy(k->p + k->n, b, n);
+        k->n += n;
+    }
+}
+
+/* Splits a key into its type and id(s); -1 when malformed. */
+static int key_parse(const uint8_t *key, size_t klen, char *type, char *a, char *b)
+{
+    if (klen < 1) {
+        return -1;
+    }
+    *type = (char)key[0];
+    a[0] = b[0] = '\0';
+    const uint8_t *p = key + 1, *end = key + klen;
+    const uint8_t *nul = memchr(p, '\0', (size_t)(end - p));
+    size_t la = nul ? (size_t)(nul - p) : (size_t)(end - p);
+    if (la > PP_ID_MAX - 1) {
+        return -1;
+    }
+    memcpy(a, p, la);
+    a[la] = '\0';
+    if (nul != NULL) {
+        size_t lb = (size_t)(end - nul - 1);
+        if (lb > PP_ID_MAX - 1 || memchr(nul + 1, '\0', lb) != NULL) {
+            return -1;
+        }
+        memcpy(b, nul + 1, lb);
+        b[lb] = '\0';
+    }
+    return 0;
+}
+
+/* ---- customers stage ---------------------------------------------------------- */
+
+static uint64_t get_active(const void *ring, uint32_t i)
+{
+    uint32_t v = ((const uint32_t *)ring)[i];
+    return v == NO_ACTIVE ? 0 : (uint64_t)v + 1;
+}
+
+static void set_active(void *ring, uint32_t i, uint64_t v)
+{
+    ((uint32_t *)ring)[i] = v == 0 ? NO_ACTIVE : (uint32_t)(v - 1);
+}
+
+static uint64_t get_u16(const void *ring, uint32_t i)
+{
+    return ((const uint16_t *)ring)[i];
+}
+
+static void set_u16(void *ring, uint32_t i, uint64_t v)
+{
+    ((uint16_t *)ring)[i] = (uint16_t)v;
+}
+
+static uint64_t get_u8(const void *ring, uint32_t i)
+{
+    return ((const uint8_t *)ring)[i];
+}
+
+static void set_u8(void *ring, uint32_t i, uint64_t v)
+{
+    ((uint8_t *)ring)[i] = (uint8_t)v;
+}
+
+static uint64_t get_f32bits(const void *ring, uint32_t i)
+{
+    uint32_t v;
+    memcpy(&v, &((const float *)ring)[i], sizeof(v));
+    return v;
+}
+
+static void set_f32bits(void *ring, uint32_t i, uint64_t v)
+{
+    uint32_t b = (uint32_t)v;
+    memcpy(&((float *)ring)[i], &b, sizeof(b));
+}
+
+static void write_customer(const struct pp_cstage *s, const struct customer *c, struct out *o)
+{
+    o->n = 0;
+    w_u8(o, SERIAL_VERSION);
+    w_str(o, c->product >= 0 ? pp_idmap_key(s->product_ids, (uint32_t)c->product) : "");
+    w_u8(o, (uint8_t)c->band);
+    w_zz(o, c->band_since);
+    w_zz(o, c->mature_since);
+    w_zz(o, c->last_snap_day);
+    w_zz(o, c->first_snap_day);
+    w_zz(o, c->first_cons_day);
+    w_zz(o, c->done);
+    w_var(o, c->last_active);
+    w_var(o, c->ent_now);
+    w_var(o, c->n_ent);
+    for (uint16_t i = 0; i < c->n_ent; i++) {
+        w_zz(o, c->ent[i].day);
+        w_var(o, c->ent[i].val);
+    }
+    w_f64(o, c->cons_cum);
+    w_u8(o, c->n_links);
+    for (uint32_t i = 0; i < c->n_links; i++) {
+        w_str(o, pp_idmap_key(s->partner_ids, (uint32_t)c->links[i]));
+    }
+    w_u8(o, c->n_tr);
+    for (uint32_t i = 0; i < c->n_tr; i++) {
+        const struct tranche *t = &c->tr[i];
+        w_le(o, t->deal, 8);
+        w_str(o, t->partner >= 0 ? pp_idmap_key(s->partner_ids, (uint32_t)t->partner) : "");
+        w_u8(o, t->partner >= 0 ? 1 : 0);
+        w_f64(o, t->acv);
+        w_f64(o, t->commit_k);
+        w_f64(o, t->commit_base);
+        w_f64(o, t->b0);
+        w_f64(o, t->credit_acv);
+        w_f32(o, t->discount);
+        w_f32(o, t->u_pre);
+        w_f32(o, t->credit_f);
+        w_zz(o, t->close);
+        w_zz(o, t->start);
+        w_zz(o, t->end);
+        w_zz(o, t->known);
+        w_zz(o, t->seats);
+        w_zz(o, t->cut_seats);
+        w_zz(o, t->cut_day);
+        w_zz(o, t->credit_day);
+        w_u8(o, t->kind);
+        w_u8(o, t->qe);
+        w_u8(o, t->credit_seats);
+    }
+    for (uint32_t w = 0; w < s->w.nwin; w++) {
+        const struct wsum *ws = &c->sums[w];
+        w_var(o, ws->active);
+        w_var(o, ws->wt);
+        w_var(o, ws->opened);
+        w_var(o, ws->esc);
+        w_var(o, ws->resp);
+        w_var(o, ws->pos);
+        w_f64(o, ws->cons);
+    }
+    w_ring(o, s->w.width, get_active, c->active);
+    w_ring(o, s->w.width, get_u16, c->wt);
+    w_ring(o, s->w.width * 4, get_u8, c->cnt);
+    w_u8(o, c->cons != NULL);
+    if (c->cons != NULL) {
+        w_ring(o, s->w.width, get_f32bits, c->cons);
+    }
+    /* Only the keys dedup still remembers. */
+    int32_t forget =
+        s->last_eval == NO_DAY ? NO_DAY : s->last_eval - (int32_t)s->conf.dedup_horizon_days;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < c->n_keys; i++) {
+        n += c->keys[i].day > forget;
+    }
+    w_var(o, n);
+    for (uint32_t i = 0; i < c->n_keys; i++) {
+        if (c->keys[i].day > forget) {
+            w_zz(o, c->keys[i].day);
+            w_le(o, c->keys[i].key, 8);
+        }
+    }
+}
+
+static void customer_free_parts(struct customer *c)
+{
+    free(c->sums);
+    free(c->cons);
+    free(c->tr);
+    free(c->links);
+    free(c->keys);
+    free(c->ent);
+    c->ent = NULL;
+    c->n_ent = c->cap_ent = 0;
+}
+
+static int read_customer(struct pp_cstage *s, const char *id, const uint8_t *val, size_t vlen,
+                         char *errstr, size_t errstr_size)
+{
+    struct in r = {val, vlen, 0, NULL};
+    if (r_version(&r, "customer", errstr, errstr_size) != 0) {
+        return -1;
+    }
+    bool created;
+    uint32_t ci = pp_idmap_intern(s->customer_ids, id, &created);
+    if (!created) {
+        customer_free_parts(&s->customers[ci]); /* last write wins */
+    }
+    pp_cstage_customer_init(s, ci);
+    struct customer *c = &s->customers[ci];
+    char buf[PP_ID_MAX];
+    r_str(&r, buf);
+    if (buf[0] != '\0') {
+        int64_t p = pp_idmap_find(s->product_ids, buf);
+        if (p < 0 && pp_idmap_count(s->product_ids) < PP_MODEL_MAX_PRODUCTS) {
+            p = pp_idmap_intern(s->product_ids, buf, NULL);
+        }
+        c->product = (int16_t)(p >= 0 ? p : -1);
+    }
+    c->band = (int8_t)r_u8(&r);
+    if (c->band < -1 || c->band > 2) {
+        r_fail(&r, "band out of range");
+    }
+    c->band_since = r_zz(&r);
+    c->mature_since = r_zz(&r);
+    c->last_snap_day = r_zz(&r);
+    c->first_snap_day = r_zz(&r);
+    c->first_cons_day = r_zz(&r);
+    c->done = r_zz(&r);
+    c->last_active = r_u32(&r, UINT32_MAX);
+    c->ent_now = r_u32(&r, UINT32_MAX);
+    uint32_t ne = r_u32(&r, UINT16_MAX);
+    if (ne > 0 && r.err == NULL) {
+        c->ent = pp_xcalloc(ne, sizeof(*c->ent));
+        c->n_ent = c->cap_ent = (uint16_t)ne;
+        for (uint32_t i = 0; i < ne; i++) {
+            c->ent[i].day = r_zz(&r);
+            c->ent[i].val = r_u32(&r, UINT32_MAX);
+        }
+    }
+    c->cons_cum = r_f64(&r);
+    uint8_t nl = r_u8(&r);
+    if (nl > PP_MODEL_MAX_LINKS) {
+        r_fail(&r, "too many links");
+        nl = 0;
+    }
+    c->cap_links = nl;
+    c->links = nl ? pp_xcalloc(nl, sizeof(int32_t)) : NULL;
+    for (uint32_t i = 0; i < nl && !r.err; i++) {
+        r_str(&r, buf);
+        c->links[c->n_links++] = (int32_t)pp_idmap_intern(s->partner_ids, buf, NULL);
+    }
+    s->stats.links += c->n_links;
+    uint8_t nt = r_u8(&r);
+    if (nt > PP_MODEL_MAX_TRANCHES) {
+        r_fail(&r, "too many deals");
+        nt = 0;
+    }
+    c->cap_tr = nt;
+    c->tr = nt ? pp_xcalloc(nt, sizeof(struct tranche)) : NULL;
+    for (uint32_t i = 0; i < nt && !r.err; i++) {
+        struct tranche *t = &c->tr[c->n_tr++];
+        t->deal = r_le(&r, 8);
+        r_str(&r, buf);
+        uint8_t has_partner = r_u8(&r);
+        t->partner = has_partner ? (int32_t)pp_idmap_intern(s->partner_ids, buf, NULL) : -1;
+        t->acv = r_f64(&r);
+        t->commit_k = r_f64(&r);
+        t->commit_base = r_f64(&r);
+        t->b0 = r_f64(&r);
+        t->credit_acv = r_f64(&r);
+        t->discount = r_f32(&r);
+        t->u_pre = r_f32(&r);
+        t->credit_f = r_f32(&r);
+        t->close = r_zz(&r);
+        t->start = r_zz(&r);
+        t->end = r_zz(&r);
+        t->known = r_zz(&r);
+        t->seats = r_zz(&r);
+        t->cut_seats = r_zz(&r);
+        t->cut_day = r_zz(&r);
+        t->credit_day = r_zz(&r);
+        t->kind = r_u8(&r);
+        t->qe = r_u8(&r);
+        t->credit_seats = r_u8(&r);
+        if (t->kind > TR_COMMIT || has_partner > 1) {
+            r_fail(&r, "deal field out of range");
+        }
+    }
+    for (uint32_t w = 0; w < s->w.nwin; w++) {
+        struct wsum *ws = &c->sums[w];
+        ws->active = r_var(&r);
+        ws->wt = r_u32(&r, UINT32_MAX);
+        ws->opened = r_u32(&r, UINT32_MAX);
+        ws->esc = r_u32(&r, UINT32_MAX);
+        ws->resp = r_u32(&r, UINT32_MAX);
+        ws->pos = r_u32(&r, UINT32_MAX);
+        ws->cons = r_f64(&r);
+    }
+    r_ring(&r, s->w.width, set_active, c->active);
+    r_ring(&r, s->w.width, set_u16, c->wt);
+    r_ring(&r, s->w.width * 4, set_u8, c->cnt);
+    uint8_t has_cons = r_u8(&r);
+    if (has_cons) {
+        c->cons = pp_xcalloc(s->w.width, sizeof(float));
+        r_ring(&r, s->w.width, set_f32bits, c->cons);
+    }
+    uint32_t nk = r_u32(&r, (uint32_t)(vlen / 9));
+    for (uint32_t i = 0; i < nk && !r.err; i++) {
+        int32_t day = r_zz(&r);
+        uint64_t key = r_le(&r, 8);
+        if (!r.err) {
+            pp_ckey_add(&c->keys, &c->n_keys, &c->cap_keys, day, key);
+            pp_cstage_dedup_restore(s, day, key);
+        }
+    }
+    return r_done(&r, "customer", errstr, errstr_size);
+}
+
+static void write_cmeta(const struct pp_cstage *s, struct out *o)
+{
+    o->n = 0;
+    w_u8(o, SERIAL_VERSION);
+    w_le(o, (uint64_t)s->watermark, 8);
+    w_zz(o, s->min_day);
+    w_zz(o, s->max_day);
+    w_zz(o, s->last_eval);
+    w_zz(o, s->eod_sent);
+    w_zz(o, s->last_closed);
+    w_var(o, s->n_orphans);
+    for (uint32_t i = 0; i < s->n_orphans; i++) {
+        w_zz(o, s->orphans[i].day);
+        w_le(o, s->orphans[i].key, 8);
+    }
+}
+
+static int read_cmeta(struct pp_cstage *s, const uint8_t *val, size_t vlen, char *errstr,
+                      size_t errstr_size)
+{
+    struct in r = {val, vlen, 0, NULL};
+    if (r_version(&r, "customers meta", errstr, errstr_size) != 0) {
+        return -1;
+    }
+    s->watermark = (int64_t)r_le(&r, 8);
+    s->min_day = r_zz(&r);
+    s->max_day = r_zz(&r);
+    s->last_eval = r_zz(&r);
+    s->eod_sent = r_zz(&r);
+    s->last_closed = r_zz(&r);
+    uint32_t n = r_u32(&r, (uint32_t)(vlen / 9));
+    s->n_orphans = 0;
+    for (uint32_t i = 0; i < n && !r.err; i++) {
+        int32_t day = r_zz(&r);
+        uint64_t key = r_le(&r, 8);
+        if (!r.err) {
+            pp_ckey_add(&s->orphans, &s->n_orphans, &s->cap_orphans, day, key);
+            pp_cstage_dedup_restore(s, day, key);
+        }
+    }
+    return r_done(&r, "customers meta", errstr, errstr_size);
+}
+
+static void emit_customer(const struct pp_cstage *s, uint32_t ci, struct out *k, struct out *v,
+                          pp_kv_cb *cb, void *opaque)
+{
+    key_of(k, 'c', pp_idmap_key(s->customer_ids, ci), NULL);
+    write_customer(s, &s->customers[ci], v);
+    cb(k->p, k->n, v->p, v->n, opaque);
+}
+
+void pp_cstage_dump(const struct pp_cstage *s, pp_kv_cb *cb, void *opaque)
+{
+    /* Handing the dedup log out to the key lists changes where the keys
+     * are kept, not what the stage holds. */
+    pp_cstage_keys_handout((struct pp_cstage *)s);
+    pp_cstage_settle((struct pp_cstage *)s);
+    struct out k = {0}, v = {0};
+    uint32_t nc = pp_idmap_count(s->customer_ids);
+    for (uint32_t ci = 0; ci < nc; ci++) {
+        emit_customer(s, ci, &k, &v, cb, opaque);
+    }
+    key_of(&k, 'm', "", NULL);
+    write_cmeta(s, &v);
+    cb(k.p, k.n, v.p, v.n, opaque);
+    free(k.p);
+    free(v.p);
+}
+
+void pp_cstage_flush_dirty(struct pp_cstage *s, pp_kv_cb *cb, void *opaque)
+{
+    pp_cstage_keys_handout(s);
+    /* Only customers an event changed: a closed day changes every customer's
+     * rings, but replaying it from the older record is exact (settle), so
+     * the changelog carries the active customers, not all of them. */
+    pp_cstage_settle(s);
+    struct out k = {0}, v = {0};
+    for (uint32_t i = 0; i < s->n_dirty; i++) {
+        emit_customer(s, s->dirty_list[i], &k, &v, cb, opaque);
+        s->customers[s->dirty_list[i]].dirty = false;
+    }
+    s->n_dirty = 0;
+    if (s->meta_dirty) {
+        key_of(&k, 'm', "", NULL);
+        write_cmeta(s, &v);
+        cb(k.p, k.n, v.p, v.n, opaque);
+        s->meta_dirty = false;
+    }
+    free(k.p);
+    free(v.p);
+}
+
+int pp_cstage_restore_kv(struct pp_cstage *s, const uint8_t *key, size_t klen, const uint8_t *val,
+                         size_t vlen, char *errstr, size_t errstr_size)
+{
+    char type, a[PP_ID_MAX], b[PP_ID_MAX];
+    if (key_parse(key, klen, &type, a, b) != 0) {
+        snprintf(errstr, errstr_size, "customers stage: malformed key (%zu bytes)", klen);
+        return -1;
+    }
+    if (type == 'c') {
+        if (vlen == 0) {
+            /* Nothing deletes a customer; a tombstone resets it. */
+            int64_t ci = pp_idmap_find(s->customer_ids, a);
+            if (ci >= 0) {
+                customer_free_parts(&s->customers[ci]);
+                pp_cstage_customer_init(s, (uint32_t)ci);
+            }
+            return 0;
+        }
+        return read_customer(s, a, val, vlen, errstr, errstr_size);
+    }
+    if (type == 'm') {
+        return vlen == 0 ? 0 : read_cmeta(s, val, vlen, errstr, errstr_size);
+    }
+    snprintf(errstr, errstr_size, "customers stage: key of unknown type 0x%02x", (unsigned)key[0]);
+    return -1;
+}
+
+/* ---- partners stage ------------------------------------------------------------- */
+
+static void write_partner(const struct pp_pstage *m, const struct partner *p, struct out *o)
+{
+    (void)m;
+    o->n = 0;
+    w_u8(o, SERIAL_VERSION);
+    w_u8(o, p->dirty ? 1 : 0);
+    w_var(o, p->n_ledger);
+    for (uint32_t i = 0; i < p->n_ledger; i++) {
+        const struct ledger_deal *ld = &p->ledger[i];
+        w_le(o, ld->deal, 8);
+        w_f64(o, ld->acv);
+        w_f32(o, ld->discount);
+        w_zz(o, ld->close);
+        w_zz(o, ld->known);
+        w_zz(o, ld->quarter);
+        w_u8(o, ld->qe);
+        w_u8(o, ld->kind);
+    }
+    w_var(o, p->n_rev);
+    for (uint32_t i = 0; i < p->n_rev; i++) {
+        w_le(o, p->rev[i].deal, 8);
+        w_f64(o, p->rev[i].acv);
+        w_zz(o, p->rev[i].day);
+    }
+    w_rule(o, &p->pp_rule);
+    w_rule(o, &p->st_rule);
+    /* The last evaluated day's values: what the views show. */
+    w_sig(o, &p->qec);
+    w_sig(o, &p->disc);
+    w_sig(o, &p->rev_sig);
+    w_sig(o, &p->oversell);
+    const double d[] = {p->qe_share,
+                        p->qe_baseline,
+                        p->d180,
+                        p->peer_median,
+                        p->dqe,
+                        p->ref_disc,
+                        p->rev_value,
+                        p->oversell_o,
+                        p->oversell_seats,
+                        p->roll.firing_acv,
+                        p->roll.critical_acv,
+                        p->roll.touched_acv,
+                        p->cpi_wsum,
+                        p->health_wsum,
+                        p->health_acv,
+                        p->red_acv,
+                        p->yellow_acv,
+                        p->cpi};
+    for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++) {
+        w_f64(o, d[i]);
+    }
+    w_u8(o, p->has_dqe ? 1 : 0);
+    w_var(o, p->oversell_deals);
+    w_var(o, p->roll.firing);
+    w_var(o, p->roll.critical);
+    w_zz(o, p->roll.children_first_seen);
+    w_var(o, p->touched);
+    w_zz(o, p->health);
+}
+
+static int read_partner(struct pp_pstage *m, const char *id, const uint8_t *val, size_t vlen,
+                        char *errstr, size_t errstr_size)
+{
+    struct in r = {val, vlen, 0, NULL};
+    if (r_version(&r, "partner", errstr, errstr_size) != 0) {
+        return -1;
+    }
+    bool created;
+    uint32_t pi = pp_idmap_intern(m->partner_ids, id, &created);
+    if (!created) {
+        free(m->partners[pi].ledger);
+        free(m->partners[pi].rev);
+        free(m->partners[pi].children);
+    }
+    pp_pstage_partner_init(m, pi);
+    struct partner *p = &m->partners[pi];
+    p->dirty = r_u8(&r) != 0;
+    uint32_t n = r_u32(&r, PP_MODEL_LEDGER_MAX);
+    if (n > vlen / 20) {
+        r_fail(&r, "ledger longer than the record");
+        n = 0;
+    }
+    p->cap_ledger = n;
+    p->ledger = n ? pp_xcalloc(n, sizeof(*p->ledger)) : NULL;
+    for (uint32_t i = 0; i < n && !r.err; i++) {
+        struct ledger_deal *ld = &p->ledger[p->n_ledger++];
+        ld->deal = r_le(&r, 8);
+        ld->acv = r_f64(&r);
+        ld->discount = r_f32(&r);
+        ld->close = r_zz(&r);
+        ld->known = r_zz(&r);
+        ld->quarter = r_zz(&r);
+        ld->qe = r_u8(&r);
+        ld->kind = r_u8(&r);
+    }
+    n = r_u32(&r, PP_MODEL_REV_MAX);
+    if (n > vlen / 17) {
+        r_fail(&r, "reversals longer than the record");
+        n = 0;
+    }
+    p->cap_rev = n;
+    p->rev = n ? pp_xcalloc(n, sizeof(*p->rev)) : NULL;
+    for (uint32_t i = 0; i < n && !r.err; i++) {
+        struct reversal *rv = &p->rev[p->n_rev++];
+        rv->deal = r_le(&r, 8);
+        rv->acv = r_f64(&r);
+        rv->day = r_zz(&r);
+    }
+    r_rule(&r, &p->pp_rule);
+    r_rule(&r, &p->st_rule);
+    r_sig(&r, &p->qec);
+    r_sig(&r, &p->disc);
+    r_sig(&r, &p->rev_sig);
+    r_sig(&r, &p->oversell);
+    double *d[] = {&p->qe_share,
+                   &p->qe_baseline,
+                   &p->d180,
+                   &p->peer_median,
+                   &p->dqe,
+                   &p->ref_disc,
+                   &p->rev_value,
+                   &p->oversell_o,
+                   &p->oversell_seats,
+                   &p->roll.firing_acv,
+                   &p->roll.critical_acv,
+                   &p->roll.touched_acv,
+                   &p->cpi_wsum,
+                   &p->health_wsum,
+                   &p->health_acv,
+                   &p->red_acv,
+                   &p->yellow_acv,
+                   &p->cpi};
+    for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++) {
+        *d[i] = r_f64(&r);
+    }
+    p->has_dqe = r_u8(&r) != 0;
+    p->oversell_deals = r_u32(&r, UINT32_MAX);
+    p->roll.firing = r_u32(&r, UINT32_MAX);
+    p->roll.critical = r_u32(&r, UINT32_MAX);
+    p->roll.children_first_seen = r_zz(&r);
+    p->touched = r_u32(&r, UINT32_MAX);
+    p->health = r_zz(&r);
+    return r_done(&r, "partner", errstr, errstr_size);
+}
+
+static void write_pair(const struct pair *l, struct out *o)
+{
+    o->n = 0;
+    w_u8(o, SERIAL_VERSION);
+    w_rule(o, &l->rule);
+    w_f32(o, l->cpi_s);
+    w_f32(o, l->cpi_l);
+    w_f32(o, l->h_s);
+    w_f32(o, l->h_l);
+    w_f32(o, l->a);
+    w_f32(o, l->partner_acv);
+    w_zz(o, l->health);
+    w_u8(o, l->touched);
+}
+
+static int read_pair(struct pp_pstage *m, const char *pid, const char *cid, const uint8_t *val,
+                     size_t vlen, char *errstr, size_t errstr_size)
+{
+    struct in r = {val, vlen, 0, NULL};
+    if (r_version(&r, "pair", errstr, errstr_size) != 0) {
+        return -1;
+    }
+    bool created;
+    uint32_t pi = pp_idmap_intern(m->partner_ids, pid, &created);
+    if (created) {
+        pp_pstage_partner_init(m, pi);
+    }
+    uint32_t ci = pp_idmap_intern(m->customer_ids, cid, &created);
+    if (created) {
+        pp_pstage_customer_init(m, ci);
+    }
+    int li = pp_pstage_pair_get(m, ci, (int32_t)pi, true);
+    if (li < 0) {
+        snprintf(errstr, errstr_size, "pair record %s/%s: the customer has 4 partners already", pid,
+                 cid);
+        return -1;
+    }
+    struct pair *l = &m->customers[ci].pairs[li];
+    r_rule(&r, &l->rule);
+    l->cpi_s = r_f32(&r);
+    l->cpi_l = r_f32(&r);
+    l->h_s = r_f32(&r);
+    l->h_l = r_f32(&r);
+    l->a = r_f32(&r);
+    l->partner_acv = r_f32(&r);
+    l->health = (int16_t)r_zz(&r);
+    l->touched = r_u8(&r);
+    return r_done(&r, "pair", errstr, errstr_size);
+}
+
+static struct cpart *cpart_at(const struct pp_pstage *m, int p, int b, uint32_t slot)
+{
+    return &m->cday[((size_t)p * N_BANDS + (size_t)b) * m->w.width + slot];
+}
+
+static struct cpart *cwin_of(const struct pp_pstage *m, int p, int b, uint32_t w)
+{
+    return &m->cwin[((size_t)p * N_BANDS + (size_t)b) * m->w.nwin + w];
+}
+
+/* A cohort cell: a flag byte of the non-zero fields, then those. */
+static void w_cpart(struct out *o, const struct cpart *c)
+{
+    const double d[6] = {c->wt, c->active, c->opened, c->esc, c->resp, c->pos};
+    uint8_t flags = c->customers ? 0x40 : 0;
+    for (int i = 0; i < 6; i++) {
+        flags |= d[i] != 0.0 || signbit(d[i]) ? (uint8_t)(1u << i) : 0;
+    }
+    w_u8(o, flags);
+    for (int i = 0; i < 6; i++) {
+        if (flags & (1u << i)) {
+            w_f64(o, d[i]);
+        }
+    }
+    if (c->customers) {
+        w_var(o, c->customers);
+    }
+}
+
+static void r_cpart(struct in *r, struct cpart *c)
+{
+    uint8_t flags = r_u8(r);
+    if (flags & 0x80) {
+        r_fail(r, "bad cohort flags");
+    }
+    double *d[6] = {&c->wt, &c->active, &c->opened, &c->esc, &c->resp, &c->pos};
+    for (int i = 0; i < 6; i++) {
+        *d[i] = flags & (1u << i) ? r_f64(r) : 0.0;
+    }
+    c->customers = flags & 0x40 ? r_u32(r, UINT32_MAX) : 0;
+}
+
+static void write_product(const struct pp_pstage *m, int p, struct out *o)
+{
+    o->n = 0;
+    w_u8(o, SERIAL_VERSION);
+    for (int b = 0; b < N_BANDS; b++) {
+        for (uint32_t sl = 0; sl < m->w.width; sl++) {
+            w_cpart(o, cpart_at(m, p, b, sl));
+        }
+        for (uint32_t w = 0; w < m->w.nwin; w++) {
+            w_cpart(o, cwin_of(m, p, b, w));
+        }
+    }
+}
+
+static int read_product(struct pp_pstage *m, const char *id, const uint8_t *val, size_t vlen,
+                        char *errstr, size_t errstr_size)
+{
+    struct in r = {val, vlen, 0, NULL};
+    if (r_version(&r, "cohort", errstr, errstr_size) != 0) {
+        return -1;
+    }
+    int64_t p = pp_idmap_find(m->product_ids, id);
+    if (p < 0) {
+        if (pp_idmap_count(m->product_ids) >= PP_MODEL_MAX_PRODUCTS) {
+            snprintf(errstr, errstr_size, "cohort record %s: more than %d products", id,
+                     PP_MODEL_MAX_PRODUCTS);
+            return -1;
+        }
+        p = pp_idmap_intern(m->product_ids, id, NULL);
+    }
+    for (int b = 0; b < N_BANDS; b++) {
+        for (uint32_t sl = 0; sl < m->w.width; sl++) {
+            r_cpart(&r, cpart_at(m, (int)p, b, sl));
+        }
+        for (uint32_t w = 0; w < m->w.nwin; w++) {
+            r_cpart(&r, cwin_of(m, (int)p, b, w));
+        }
+    }
+    return r_done(&r, "cohort", errstr, errstr_size);
+}
+
+static void write_pmeta(const struct pp_pstage *m, struct out *o)
+{
+    o->n = 0;
+    w_u8(o, SERIAL_VERSION);
+    w_zz(o, m->last_eval);
+    w_zz(o, m->first_reversal_day);
+    w_var(o, m->sources);
+    for (uint32_t i = 0; i < m->sources; i++) {
+        w_zz(o, m->eod[i]);
+        w_u8(o, m->eflags[i]);
+    }
+}
+
+static int read_pmeta(struct pp_pstage *m, const uint8_t *val, size_t vlen, char *errstr,
+                      size_t errstr_size)
+{
+    struct in r = {val, vlen, 0, NULL};
+    if (r_version(&r, "partners meta", errstr, errstr_size) != 0) {
+        return -1;
+    }
+    m->last_eval = r_zz(&r);
+    m->first_reversal_day = r_zz(&r);
+    uint32_t n = r_u32(&r, UINT32_MAX);
+    if (!r.err && n != m->sources) {
+        snprintf(errstr, errstr_size,
+                 "partners meta record: written for %u sources, this stage has %u", n, m->sources);
+        return -1;
+    }
+    for (uint32_t i = 0; i < n && !r.err; i++) {
+        m->eod[i] = r_zz(&r);
+        m->eflags[i] = r_u8(&r);
+    }
+    return r_done(&r, "partners meta", errstr, errstr_size);
+}
+
+struct pemit {
+    struct out k, v;
+    pp_kv_cb *cb;
+    void *opaque;
+};
+
+static void emit_partner(const struct pp_pstage *m, uint32_t pi, struct pemit *e)
+{
+    key_of(&e->k, 'p', pp_idmap_key(m->partner_ids, pi), NULL);
+    write_partner(m, &m->partners[pi], &e->v);
+    e->cb(e->k.p, e->k.n, e->v.p, e->v.n, e->opaque);
+}
+
+static void emit_pairs(const struct pp_pstage *m, uint32_t ci, struct pemit *e)
+{
+    const struct pcust *c = &m->customers[ci];
+    for (uint32_t i = 0; i < c->n; i++) {
+        key_of(&e->k, 'x', pp_idmap_key(m->partner_ids, (uint32_t)c->pairs[i].partner),
+               pp_idmap_key(m->customer_ids, ci));
+        write_pair(&c->pairs[i], &e->v);
+        e->cb(e->k.p, e->k.n, e->v.p, e->v.n, e->opaque);
+    }
+}
+
+static void emit_products_meta(const struct pp_pstage *m, struct pemit *e)
+{
+    uint32_t np = pp_idmap_count(m->product_ids);
+    for (uint32_t p = 0; p < np; p++) {
+        key_of(&e->k, 'q', pp_idmap_key(m->product_ids, p), NULL);
+        write_product(m, (int)p, &e->v);
+        e->cb(e->k.p, e->k.n, e->v.p, e->v.n, e->opaque);
+    }
+}
+
+static void emit_meta(const struct pp_pstage *m, struct pemit *e)
+{
+    key_of(&e->k, 'm', "", NULL);
+    write_pmeta(m, &e->v);
+    e->cb(e->k.p, e->k.n, e->v.p, e->v.n, e->opaque);
+}
+
+void pp_pstage_dump(const struct pp_pstage *m, pp_kv_cb *cb, void *opaque)
+{
+    struct pemit e = {{0}, {0}, cb, opaque};
+    uint32_t np = pp_idmap_count(m->partner_ids);
+    for (uint32_t pi = 0; pi < np; pi++) {
+        emit_partner(m, pi, &e);
+    }
+    uint32_t nc = pp_idmap_count(m->customer_ids);
+    for (uint32_t ci = 0; ci < nc; ci++) {
+        emit_pairs(m, ci, &e);
+    }
+    emit_products_meta(m, &e);
+    emit_meta(m, &e);
+    free(e.k.p);
+    free(e.v.p);
+}
+
+void pp_pstage_flush_dirty(struct pp_pstage *m, pp_kv_cb *cb, void *opaque)
+{
+    struct pemit e = {{0}, {0}, cb, opaque};
+    uint32_t np = pp_idmap_count(m->partner_ids);
+    if (m->all_dirty) {
+        /* A day was evaluated: every partner's signals and roll-up moved,
+         * and the cohort rings; pairs only where assessed. */
+        for (uint32_t pi = 0; pi < np; pi++) {
+            emit_partner(m, pi, &e);
+        }
+        emit_products_meta(m, &e);
+    }
+    else {
+        for (uint32_t i = 0; i < m->n_dirty_p; i++) {
+            emit_partner(m, m->dirty_partners[i], &e);
+        }
+    }
+    for (uint32_t i = 0; i < m->n_dirty_p; i++) {
+        m->partners[m->dirty_partners[i]].changed = false;
+    }
+    m->n_dirty_p = 0;
+    for (uint32_t i = 0; i < m->n_dirty_x; i++) {
+        emit_pairs(m, m->dirty_pairs[i], &e);
+        m->customers[m->dirty_pairs[i]].changed = false;
+    }
+    m->n_dirty_x = 0;
+    if (m->meta_dirty || m->all_dirty) {
+        emit_meta(m, &e);
+    }
+    m->meta_dirty = false;
+    m->all_dirty = false;
+    free(e.k.p);
+    free(e.v.p);
+}
+
+int pp_pstage_restore_kv(struct pp_pstage *m, const uint8_t *key, size_t klen, const uint8_t *val,
+                         size_t vlen, char *errstr, size_t errstr_size)
+{
+    char type, a[PP_ID_MAX], b[PP_ID_MAX];
+    if (key_parse(key, klen, &type, a, b) != 0) {
+        snprintf(errstr, errstr_size, "partners stage: malformed key (%zu bytes)", klen);
+        return -1;
+    }
+    if (vlen == 0) {
+        return 0; /* nothing is ever deleted here: a tombstone changes nothing */
+    }
+    switch (type) {
+    case 'p':
+        return read_partner(m, a, val, vlen, errstr, errstr_size);
+    case 'x':
+        return read_pair(m, a, b, val, vlen, errstr, errstr_size);
+    case 'q':
+        return read_product(m, a, val, vlen, errstr, errstr_size);
+    case 'm':
+        return read_pmeta(m, val, vlen, errstr, errstr_size);
+    default:
+        break;
+    }
+    snprintf(errstr, errstr_size, "partners stage: key of unknown type 0x%02x", (unsigned)key[0]);
+    return -1;
+}
