@@ -255,8 +255,8 @@ struct cust {
     int ntr;
     struct pp_rng rng;
     /* carried expectations and emitted counts (deterministic mode) */
-    double exp_sev[4], exp_inc, exp_esc, exp_resp, exp_pos;
-    uint64_t n_sev[4], n_inc, n_esc, n_resp, n_pos, n_neg;
+    double exp_sev[4], exp_inc, exp_esc, exp_pos, exp_neg;
+    uint64_t n_sev[4], n_inc, n_esc, n_pos, n_neg;
     char last_ticket[PP_ID_MAX];
     int32_t last_sev;
 };
@@ -715,10 +715,17 @@ static void open_ticket(struct world *w, struct cust *c, int32_t day, int *k, in
     support_event(w, c, day, k, PP_TICKET_OPENED, c->last_ticket, sev, 0);
 }
 
-/* Whole events due from a carried expectation. */
+/* Whole events due from a carried expectation. The k-th event goes out on
+ * the day the running expectation reaches k − 0.5, so a running count is
+ * always the nearest whole number to its fractional expectation: MODEL.md
+ * §3.0's own rule for making a whole number of an expectation
+ * (`licenses_active = round(…)`). The earlier floor rule (k-th event at k)
+ * ran every counter half an event late on average and, with negatives
+ * taken as responses − positives, let negative CSATs run up to one event
+ * ahead: C-AX1 and C-AX3 fired 11 and 6 days before §3.2's dates. */
 static uint64_t due(double expected, uint64_t emitted)
 {
-    double f = floor(expected + 1e-9);
+    double f = floor(expected + 0.5 + 1e-9);
     return f > (double)emitted ? (uint64_t)f - emitted : 0;
 }
 
@@ -776,8 +783,8 @@ static void simulate_support(struct world *w, struct cust *c, int32_t day, int32
             open_ticket(w, c, day, &k, &nt, 2);
         }
         c->exp_esc += (mean + inc_mean) * p.esc;
-        c->exp_resp += exp_resp;
         c->exp_pos += exp_pos;
+        c->exp_neg += exp_resp - exp_pos;
         if (c->last_ticket[0] == '\0') {
             return; /* nothing opened yet: the expectations carry over */
         }
@@ -785,13 +792,13 @@ static void simulate_support(struct world *w, struct cust *c, int32_t day, int32
             c->n_esc++;
             support_event(w, c, day, &k, PP_TICKET_ESCALATED, c->last_ticket, c->last_sev, 0);
         }
-        uint64_t nresp = due(c->exp_resp, c->n_resp);
-        uint64_t npos_due = due(c->exp_pos, c->n_pos);
-        for (uint64_t i = 0; i < nresp; i++) {
-            c->n_resp++;
-            bool positive = i < npos_due;
+        /* Positive and negative responses are two counters, each the nearest
+         * whole number to its own expectation (a response count taken whole
+         * and split would put the rounding error on the rarer negatives). */
+        uint64_t npos = due(c->exp_pos, c->n_pos), nneg = due(c->exp_neg, c->n_neg);
+        for (uint64_t i = 0; i < npos + nneg; i++) {
             support_event(w, c, day, &k, PP_TICKET_CSAT, c->last_ticket, c->last_sev,
-                          csat_score(c, positive));
+                          csat_score(c, i < npos));
         }
         return;
     }

@@ -10,10 +10,12 @@
  * of the selected stories through a sink, in non-decreasing event time.
  *
  * Two modes:
- *  - deterministic (noise off): ε = 0, and every count (tickets by severity,
- *    escalations, CSAT responses and positives) is emitted as whole events
- *    from its fractional expectation with the remainder carried to the next
- *    day, so running totals match the expectation within one event;
+ *  - deterministic (noise off): ε = 0, and every count (tickets, incident
+ *    tickets, escalations, positive and negative CSAT responses) is emitted
+ *    as whole events from its running fractional expectation: the k-th event
+ *    on the day that expectation reaches k − 0.5, so each running count is
+ *    the nearest whole number to its expectation (§3.0 rounds licences the
+ *    same way); severities go to the one furthest behind its expectation;
  *  - noise: Poisson tickets, categorical severities, Bernoulli escalations and
  *    CSAT, ε ~ N(0, 0.03) on active licences and N(0, 0.10) on daily
  *    consumption, all from pp_rng seeded per customer from the seed, so one
@@ -67,7 +69,7 @@ void pp_scen_conf_defaults(struct pp_scen_conf *conf);
 int pp_scen_generate(const struct pp_scen_conf *conf, pp_event_sink *sink, void *opaque);
 
 /* Expected (fractional) totals of the deterministic simulation, for tests and
- * `generate --summary`: what the carried remainders converge to. */
+ * `generate --summary`: what the whole-event counts round. */
 struct pp_scen_expect {
     double tickets;   /* opened, all customers */
     double escalated; /* escalated events */
