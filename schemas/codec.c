@@ -1177,8 +1177,8 @@ const void *pp_codec_encode_alert(struct pp_codec *codec, const struct pp_alert 
              set_long(rec, "fired_at", pp_day_to_ms(a->fired_day)) ||
              set_long(rec, "last_evaluated_at", pp_day_to_ms(a->eval_day)) ||
              set_int(rec, "reopen_count", a->reopen_count) ||
-             set_opt_str(rec, "parent_alert_id", NULL) || set_double(rec, "value", a->value) ||
-             set_double(rec, "threshold", a->threshold) ||
+             set_opt_str(rec, "parent_alert_id", a->parent_alert_id) ||
+             set_double(rec, "value", a->value) || set_double(rec, "threshold", a->threshold) ||
              set_int(rec, "window_days", a->window_days) || set_str(rec, "summary", a->summary) ||
              set_str(rec, "details_json", details_json ? details_json : "{}");
     if (rc != 0) {

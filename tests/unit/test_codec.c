@@ -385,6 +385,8 @@ static void test_alert_encode(void **state)
     a.threshold = 5;
     a.window_days = 3;
     snprintf(a.summary, sizeof(a.summary), "%s", "3 support tickets");
+    snprintf(a.parent_alert_id, sizeof(a.parent_alert_id), "%s",
+             "cpi:v1:acme:PARTNER:P-1:*:2025-03-01");
 
     char err[256] = "";
     size_t len = 0;
@@ -425,6 +427,11 @@ static void test_alert_encode(void **state)
     assert_int_equal(avro_value_get_by_name(&rec, "customer_id", &f, NULL), 0);
     assert_int_equal(avro_value_get_current_branch(&f, &branch), 0);
     assert_int_equal(avro_value_get_type(&branch), AVRO_NULL);
+    /* the grouping PARTNER_PRESSURE episode travels in the record too */
+    assert_int_equal(avro_value_get_by_name(&rec, "parent_alert_id", &f, NULL), 0);
+    assert_int_equal(avro_value_get_current_branch(&f, &branch), 0);
+    assert_int_equal(avro_value_get_string(&branch, &s, &n), 0);
+    assert_string_equal(s, a.parent_alert_id);
     assert_int_equal(avro_value_get_by_name(&rec, "first_seen_at", &f, NULL), 0);
     assert_int_equal(avro_value_get_long(&f, &l), 0);
     assert_true(l == MS(2025, 3, 4));
