@@ -20,7 +20,7 @@
 #include "model_keys.h"
 #include "palloc.h"
 
-enum ctype { C_STR, C_UINT, C_DURATION, C_LOGLEVEL, C_OPTSTR, C_ENGINE };
+enum ctype { C_STR, C_UINT, C_DURATION, C_LOGLEVEL, C_OPTSTR, C_ENGINE, C_GUARANTEE };
 
 struct ckey {
     const char *key;
@@ -74,6 +74,31 @@ static const struct ckey keys[] = {
     {"processing.max_items", C_UINT, "100000", 1, 100000000, OFF(max_items), 0,
      "Most array and map items accepted in one input record (all collections together); more "
      "dead-letters the record as too_large."},
+    {"processing.guarantee", C_GUARANTEE, "exactly_once", 0, 0, OFF(guarantee), 0,
+     "exactly_once: every record written (repartition, exchange, changelog, alerts, dead letters) "
+     "and the input offsets go in one Kafka transaction per commit interval; a read_committed "
+     "reader sees each alert once across crashes (docs/runtime.md). at_least_once: idempotent "
+     "producer, offsets committed after delivery; a crash may repeat alert transitions (same "
+     "alert_id)."},
+    {"processing.commit_interval", C_DURATION, "100ms", 10, 60 * UINT64_C(1000),
+     OFF(commit_interval_ms), 0,
+     "How often the transaction (exactly_once) or the offsets (at_least_once) are committed; "
+     "also how often watermark ticks flow to the customers tasks."},
+    {"processing.partitions", C_UINT, "0", 0, 10000, OFF(partitions), 0,
+     "Partitions of the internal repartition topic and the customers changelog, i.e. the number "
+     "of customers tasks; 0 = the largest input topic's partition count at first start. Fixed "
+     "once the internal topics exist (a mismatch is refused at start-up)."},
+    {"processing.replication_factor", C_UINT, "0", 0, 32, OFF(replication_factor), 0,
+     "Replication factor of the internal topics partnerpulse creates; 0 = the broker's "
+     "default.replication.factor."},
+    {"state.dir", C_OPTSTR, "", 0, 0, OFF(state_dir), SZ(state_dir),
+     "Directory for local snapshots of task state (one file per task, written atomically); a "
+     "restart then restores from the snapshot plus the changelog's tail. Empty: no snapshots, "
+     "state is restored from the changelog topics alone."},
+    {"state.snapshot_interval", C_DURATION, "60s", 1000, 24 * UINT64_C(3600000),
+     OFF(snapshot_interval_ms), 0,
+     "How often each task's state is snapshotted to state.dir (also on revocation and "
+     "shutdown)."},
     {"registry.url", C_OPTSTR, "", 0, 0, OFF(registry_url), SZ(registry_url),
      "Confluent-compatible Schema Registry, e.g. http://registry:8081. Empty: the local catalog "
      "(ids 1-4 compiled from schemas/*.avsc). With a registry, writer schemas are fetched by id "
@@ -218,6 +243,23 @@ static int set_value(struct pp_app_conf *conf, const struct ckey *k, const char 
         else {
             snprintf(errstr, errstr_size, "%s:%d: key '%s': '%s' is not one of model, ticket_surge",
                      file, line, k->key, value);
+            return -1;
+        }
+        memcpy(base + k->off, &u, sizeof(u));
+        return 0;
+    }
+    case C_GUARANTEE: {
+        uint64_t u;
+        if (strcmp(value, "exactly_once") == 0) {
+            u = PP_GUARANTEE_EXACTLY_ONCE;
+        }
+        else if (strcmp(value, "at_least_once") == 0) {
+            u = PP_GUARANTEE_AT_LEAST_ONCE;
+        }
+        else {
+            snprintf(errstr, errstr_size,
+                     "%s:%d: key '%s': '%s' is not one of exactly_once, at_least_once", file, line,
+                     k->key, value);
             return -1;
         }
         memcpy(base + k->off, &u, sizeof(u));
@@ -453,7 +495,7 @@ void pp_app_conf_defaults(struct pp_app_conf *conf)
     memset(conf, 0, sizeof(*conf));
     pp_proc_conf_defaults(&conf->proc);
     pp_model_conf_defaults(&conf->model);
-    char err[256];
+    char err[2 * PP_CONF_STR_MAX + 256]; /* room for any message (-Wformat-truncation) */
     for (size_t i = 0; i < NKEYS; i++) {
         int rc = set_value(conf, &keys[i], keys[i].def, 0, err, sizeof(err));
         if (rc != 0) {
@@ -673,8 +715,8 @@ void pp_app_conf_reference(FILE *out)
                  "app/config.c. Keys are dotted paths into the YAML file. `${VAR}` in a value "
                  "is replaced by the environment variable VAR.\n\n"
                  "| key | type | default | range | description |\n|---|---|---|---|---|\n");
-    static const char *const tnames[] = {"string",    "integer", "duration",
-                                         "log level", "string",  "engine"};
+    static const char *const tnames[] = {"string", "integer", "duration", "log level",
+                                         "string", "engine",  "guarantee"};
     for (size_t i = 0; i < NKEYS; i++) {
         const struct ckey *k = &keys[i];
         fprintf(out, "| `%s` | %s | `%s` | ", k->key, tnames[k->type], k->def);

@@ -36,6 +36,8 @@ struct pp_webhook_sub_conf {
     int line;                          /* where the subscriber is first named */
 };
 
+enum pp_guarantee { PP_GUARANTEE_EXACTLY_ONCE = 0, PP_GUARANTEE_AT_LEAST_ONCE = 1 };
+
 struct pp_kv {
     char *key; /* without the "kafka." prefix */
     char *value;
@@ -65,6 +67,12 @@ struct pp_app_conf {
     int64_t registry_timeout_ms;
     char registry_alert_subject[PP_CONF_STR_MAX]; /* "" = <topics.alerts>-value */
     int64_t idle_timeout_ms;
+    uint64_t guarantee;              /* enum pp_guarantee */
+    int64_t commit_interval_ms;      /* processing.commit_interval */
+    uint32_t partitions;             /* processing.partitions; 0 = the inputs' largest count */
+    uint32_t replication_factor;     /* processing.replication_factor; 0 = broker default */
+    char state_dir[PP_CONF_STR_MAX]; /* state.dir; "" = no snapshots */
+    int64_t snapshot_interval_ms;
     uint64_t log_level;                /* enum pp_log_level */
     char http_listen[PP_CONF_STR_MAX]; /* HOST:PORT of the HTTP API; port 0 = ephemeral */
     char http_token[PP_CONF_STR_MAX];  /* bearer token; "" = no authentication */
@@ -72,6 +80,10 @@ struct pp_app_conf {
     int64_t http_timeout_ms;
     struct pp_kv *kafka;
     size_t kafka_n;
+    /* Not a key: set by the demo and the component tests, whose librdkafka
+     * mock cluster answers no DescribeConfigs (the changelogs' cleanup.policy
+     * is then not checked) and has the internal topics created up front. */
+    bool mock_cluster;
     struct pp_webhook_sub_conf webhooks[PP_WEBHOOK_MAX];
     size_t webhooks_n;
 };

@@ -227,6 +227,7 @@ int pp_app_demo(int argc, char **argv)
 
     pp_app_conf_defaults(&d.conf);
     d.conf.engine = skeleton ? PP_ENGINE_TICKET_SURGE : PP_ENGINE_MODEL;
+    d.conf.mock_cluster = true;
     d.conf.proc.allowed_lateness_ms = 0;
     snprintf(d.conf.application_id, sizeof(d.conf.application_id), "%s", "partnerpulse-demo");
     snprintf(d.conf.proc.tenant, sizeof(d.conf.proc.tenant), "%s", "demo");
@@ -252,6 +253,21 @@ int pp_app_demo(int argc, char **argv)
                             d.conf.topic_alerts, d.conf.topic_dlq};
     for (size_t i = 0; i < 5; i++) {
         rd_kafka_mock_topic_create(mc, topics[i], 3, 1);
+    }
+    /* The task runtime's internal topics (docs/runtime.md): the mock cluster
+     * does not implement CreateTopics. */
+    static const struct {
+        const char *suffix;
+        int partitions;
+    } internal[] = {{"repartition", 3},
+                    {"exchange", 1},
+                    {"customers-changelog", 3},
+                    {"partners-changelog", 1},
+                    {"watermarks", 1}};
+    for (size_t i = 0; !skeleton && i < sizeof(internal) / sizeof(internal[0]); i++) {
+        char name[PP_CONF_STR_MAX + 32];
+        snprintf(name, sizeof(name), "%s-%s", d.conf.application_id, internal[i].suffix);
+        rd_kafka_mock_topic_create(mc, name, internal[i].partitions, 1);
     }
     if (pp_app_conf_set(&d.conf, "kafka.bootstrap.servers", bootstraps, 0, errstr,
                         sizeof(errstr)) != 0) {

@@ -41,6 +41,7 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
+#include "stage.h"
 #include "http_assets.h"
 #include "idmap.h"
 #include "log.h"
@@ -202,12 +203,46 @@ static double risk_or_null(double r)
     return r < 0 ? NAN : r; /* the model's views say -1 for a null signal */
 }
 
+static void model_view_fill(const struct pp_model_partner_view *vp, struct pp_http_partner *out);
+
 static int model_view(const void *src, uint32_t idx, struct pp_http_partner *out)
 {
     struct pp_model_partner_view v;
     if (pp_model_partner_view(src, idx, &v) != 0) {
         return -1;
     }
+    model_view_fill(&v, out);
+    return 0;
+}
+
+/* The task runtime: the partners task's stage, when this instance holds it
+ * (another instance answers for the partners otherwise: an empty list). */
+static uint32_t topo_count(const void *src)
+{
+    const struct pp_pstage *ps = pp_pipeline_pstage(src);
+    return ps ? pp_pstage_partner_count(ps) : 0;
+}
+
+static int topo_view(const void *src, uint32_t idx, struct pp_http_partner *out)
+{
+    const struct pp_pstage *ps = pp_pipeline_pstage(src);
+    struct pp_model_partner_view v;
+    if (ps == NULL || pp_pstage_partner_view(ps, idx, &v) != 0) {
+        return -1;
+    }
+    model_view_fill(&v, out);
+    return 0;
+}
+
+static int32_t topo_day(const void *src)
+{
+    const struct pp_pstage *ps = pp_pipeline_pstage(src);
+    return ps ? pp_pstage_last_day(ps) : INT32_MIN;
+}
+
+static void model_view_fill(const struct pp_model_partner_view *vp, struct pp_http_partner *out)
+{
+    struct pp_model_partner_view v = *vp;
     static const char *const pp_states[] = {"inactive", "firing", "firing"};
     static const char *const st_states[] = {"inactive", "pending", "firing"};
     snprintf(out->partner_id, sizeof(out->partner_id), "%s", v.partner_id);
@@ -241,7 +276,6 @@ static int model_view(const void *src, uint32_t idx, struct pp_http_partner *out
     r->value = NAN;
     r->threshold = NAN;
     r->first_seen_day = INT32_MIN;
-    return 0;
 }
 
 static int32_t model_day(const void *src)
@@ -1163,7 +1197,10 @@ struct pp_http *pp_http_new(struct event_base *base, const struct pp_http_conf *
     h->provider = (struct pp_http_provider){skel_count, skel_view, skel_day, &h->skel};
     /* The partner data comes from whichever engine the pipeline runs. */
     struct pp_model *model = pl ? pp_engine_model(pp_pipeline_engine(pl)) : NULL;
-    if (model) {
+    if (pl && pp_pipeline_tasks(pl)) {
+        h->provider = (struct pp_http_provider){topo_count, topo_view, topo_day, pl};
+    }
+    else if (model) {
         pp_http_model_provider(&h->provider, model);
     }
 

@@ -3,7 +3,8 @@
  * config-reference, --help, --version.
  *
  * Exit status: 0 success, 1 a runtime failure (the log says which), 2 a usage
- * or configuration error (the message names the file, line and key).
+ * or configuration error (the message names the file, line and key), 3 fenced
+ * by a newer instance under exactly_once.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -45,7 +46,10 @@ static void usage(FILE *out)
             "      API, /metrics, /healthz, /readyz and the dashboard on http.listen\n"
             "      (default 127.0.0.1:8080; docs/http-api.md). With webhooks.<name>.url\n"
             "      keys, POSTs alert transitions to subscribers in Alertmanager's format\n"
-            "      (docs/webhooks.md).\n"
+            "      (docs/webhooks.md). With rules.engine: model (the default) the model\n"
+            "      runs as Kafka tasks, exactly-once by default (processing.guarantee),\n"
+            "      state in changelog topics and state.dir snapshots (docs/runtime.md):\n"
+            "      run as many instances with the same application_id as you like.\n"
             "  partnerpulse demo [--duration S] [--story model|skeleton] [--days N] [--seed N]\n"
             "                    [--day-ms MS] [--http ADDR] [--quiet]\n"
             "      Everything in one process against librdkafka's in-process mock cluster:\n"
@@ -62,7 +66,8 @@ static void usage(FILE *out)
             "  partnerpulse config-reference\n"
             "      Print every configuration key with its default and meaning (Markdown).\n"
             "  partnerpulse --help | --version\n\n"
-            "Exit status: 0 ok, 1 runtime failure, 2 usage or configuration error.\n"
+            "Exit status: 0 ok, 1 runtime failure, 2 usage or configuration error,\n"
+            "3 fenced by another instance (exactly_once): restart it.\n"
             "Docs: README.md and docs/ in the source tree.\n",
             PP_VERSION);
 }
@@ -144,6 +149,10 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     if (!bad) {
         char why[512];
         bad = pp_engine_set_conf(pp_pipeline_engine(rc->pl), &next, why, sizeof(why));
+        if (!bad) {
+            /* the model's tasks, when the model runs as Kafka tasks */
+            bad = pp_pipeline_set_conf(rc->pl, &next, why, sizeof(why));
+        }
         if (bad) {
             snprintf(errstr, sizeof(errstr), "%s: %s", rc->path, why);
         }
@@ -292,7 +301,8 @@ static int cmd_run(int argc, char **argv)
     pp_log(PP_LOG_INFO, "msg=\"stopped\" records=%llu events=%llu dead_letters=%llu alerts=%llu",
            (unsigned long long)st.records, (unsigned long long)st.events,
            (unsigned long long)st.dead_letters, (unsigned long long)st.alerts_delivered);
-    rc = (pp_pipeline_failed(pl) || flushed != 0) ? 1 : 0;
+    /* 3: fenced by a newer instance (exactly_once); the orchestrator restarts us. */
+    rc = pp_pipeline_failed(pl) == 3 ? 3 : (pp_pipeline_failed(pl) || flushed != 0) ? 1 : 0;
 out:
     pp_webhook_destroy(wh);
     pp_http_destroy(http);

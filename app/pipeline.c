@@ -20,6 +20,7 @@
 #include "proc.h"
 #include "producer.h"
 #include "registry.h"
+#include "topology.h"
 #include "watermark.h"
 
 #define TICK_MS 100
@@ -46,6 +47,7 @@ struct pp_pipeline {
     struct pp_watermark *wm;
     struct pp_consumer *consumer;
     struct pp_producer *producer;
+    struct pp_topology *topo; /* the model's task runtime; NULL: single-task (ticket_surge) */
     struct event *tick;
     struct held held[MAX_HELD];
     size_t held_n;
@@ -93,7 +95,10 @@ rd_kafka_conf_t *pp_app_kafka_conf(const struct pp_app_conf *conf, int consumer,
 {
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
     int rc = kset(kc, "client.id", conf->application_id, errstr, errstr_size);
-    if (consumer) {
+    if (consumer == 2) {
+        /* a plain client (restore readers): only the user's kafka.* keys */
+    }
+    else if (consumer) {
         /* Statistics feed partnerpulse_consumer_lag; kafka.statistics.interval.ms
          * overrides the period (0 turns them off). */
         rc = rc || kset(kc, "group.id", conf->application_id, errstr, errstr_size) ||
@@ -520,6 +525,28 @@ static void metrics_init(struct pp_pipeline *pl)
                                   lag_l, 2, NULL, 0);
 }
 
+static void topo_dead_letter(const rd_kafka_message_t *rkm, const char *reason, const char *detail,
+                             void *opaque)
+{
+    dead_letter(opaque, rkm, reason, detail);
+}
+
+static void topo_event(int type, double seconds, void *opaque)
+{
+    struct pp_pipeline *pl = opaque;
+    pp_metric_observe(pl->m_latency, seconds);
+    if ((unsigned)type < 4) {
+        pp_metric_add(pl->m_events[type], 1);
+    }
+}
+
+static void topo_fatal(int code, void *opaque)
+{
+    struct pp_pipeline *pl = opaque;
+    pl->failed = code ? code : 1;
+    event_base_loopexit(pl->base, NULL);
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct pp_pipeline *pl = arg;
@@ -528,8 +555,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     /* Idle partitions stop holding the watermark back: days close even when
      * no new event arrives. */
     int64_t now = now_ms();
-    advance(pl, now);
-    release_held(pl, now);
+    if (pl->topo == NULL) {
+        advance(pl, now);
+        release_held(pl, now);
+    }
     /* systemd Type=notify: ready once the partitions are held (a no-op when
      * not started by systemd). */
     char why[128];
@@ -581,10 +610,39 @@ struct pp_pipeline *pp_pipeline_new(const struct pp_app_conf *conf, struct event
     if (pconf == NULL) {
         goto fail;
     }
+    bool tasks = conf->engine == PP_ENGINE_MODEL;
+    if (tasks && pp_topology_producer_conf(conf, pconf, errstr, errstr_size) != 0) {
+        rd_kafka_conf_destroy(pconf);
+        goto fail;
+    }
     pl->producer = pp_producer_new(pconf, conf->topic_alerts, conf->topic_dlq, pl->codec,
                                    on_delivered, pl, errstr, errstr_size);
     if (pl->producer == NULL) {
         goto fail;
+    }
+    if (tasks) {
+        struct pp_topology_env env = {
+            .base = base,
+            .codec = pl->codec,
+            .producer = pl->producer,
+            .metrics = pl->metrics,
+            .alert = on_alert,
+            .dead_letter = topo_dead_letter,
+            .day = on_day,
+            .event = topo_event,
+            .stats_cb = on_stats,
+            .fatal = topo_fatal,
+            .opaque = pl,
+        };
+        pl->topo = pp_topology_new(conf, &env, errstr, errstr_size);
+        if (pl->topo == NULL) {
+            goto fail;
+        }
+        pl->consumer = pp_topology_consumer(pl->topo);
+        pl->tick = event_new(base, -1, EV_PERSIST, on_tick, pl);
+        struct timeval tv = {0, TICK_MS * 1000};
+        event_add(pl->tick, &tv);
+        return pl;
     }
 
     const char *topics[] = {conf->topic_deals, conf->topic_licenses, conf->topic_support};
@@ -625,6 +683,11 @@ int pp_pipeline_shutdown(struct pp_pipeline *pl, int timeout_ms)
     if (pl->tick) {
         event_del(pl->tick);
     }
+    if (pl->topo) {
+        int rc = pp_topology_shutdown(pl->topo, timeout_ms);
+        rd_kafka_resp_err_t err = pp_producer_flush(pl->producer, timeout_ms);
+        return rc == 0 && err == 0 ? 0 : -1;
+    }
     pp_consumer_close(pl->consumer);
     rd_kafka_resp_err_t err = pp_producer_flush(pl->producer, timeout_ms);
     if (err) {
@@ -648,7 +711,12 @@ void pp_pipeline_destroy(struct pp_pipeline *pl)
             live[i] = NULL;
         }
     }
-    pp_consumer_destroy(pl->consumer);
+    if (pl->topo) {
+        pp_topology_destroy(pl->topo); /* owns the consumer */
+    }
+    else {
+        pp_consumer_destroy(pl->consumer);
+    }
     pp_producer_destroy(pl->producer);
     pp_engine_destroy(pl->engine);
     pp_watermark_destroy(pl->wm);
@@ -675,7 +743,7 @@ void pp_pipeline_stats(const struct pp_pipeline *pl, struct pp_pipeline_stats *o
         out->assigned_partitions = cs->assigned_partitions;
     }
     out->too_late = pp_engine_too_late(pl->engine);
-    out->watermark_ms = pl->watermark_ms;
+    out->watermark_ms = pl->topo ? pp_topology_watermark(pl->topo) : pl->watermark_ms;
     out->alerts_emitted = pl->alerts_emitted;
     out->holds = pl->holds;
     if (pl->producer) {
@@ -705,6 +773,11 @@ struct pp_metrics *pp_pipeline_metrics(struct pp_pipeline *pl)
     pp_metric_set(pl->m_partners, (double)pp_engine_partner_count(pl->engine));
     struct pp_model *model = pp_engine_model(pl->engine);
     pp_metric_set(pl->m_state_bytes, model ? (double)pp_model_stats(model)->bytes_state : 0.0);
+    if (pl->topo) {
+        pp_topology_refresh_metrics(pl->topo);
+        pp_metric_set(pl->m_partners, (double)pp_topology_partner_count(pl->topo));
+        pp_metric_set(pl->m_state_bytes, (double)pp_topology_state_bytes(pl->topo));
+    }
     if (st.watermark_ms != INT64_MIN && pl->m_watermark == NULL) {
         /* Declared in metrics_init; looked up here so that no made-up value is
          * exported before the first event. */
@@ -731,8 +804,9 @@ int pp_pipeline_ready(const struct pp_pipeline *pl, char *why, size_t why_size)
         snprintf(why, why_size, "no input partition assigned yet");
         return 0;
     }
-    if (pl->restoring > 0) {
-        snprintf(why, why_size, "%u assigned partition(s) restoring state", pl->restoring);
+    uint32_t restoring = pl->topo ? pp_topology_restoring(pl->topo) : pl->restoring;
+    if (restoring > 0) {
+        snprintf(why, why_size, "%u task(s) restoring state", restoring);
         return 0;
     }
     snprintf(why, why_size, "ok");
@@ -742,4 +816,20 @@ int pp_pipeline_ready(const struct pp_pipeline *pl, char *why, size_t why_size)
 void pp_pipeline_set_restoring(struct pp_pipeline *pl, uint32_t partitions_restoring)
 {
     pl->restoring = partitions_restoring;
+}
+
+int pp_pipeline_tasks(const struct pp_pipeline *pl)
+{
+    return pl->topo != NULL;
+}
+
+struct pp_pstage *pp_pipeline_pstage(const struct pp_pipeline *pl)
+{
+    return pl->topo ? pp_topology_pstage(pl->topo) : NULL;
+}
+
+int pp_pipeline_set_conf(struct pp_pipeline *pl, const struct pp_app_conf *conf, char *errstr,
+                         size_t errstr_size)
+{
+    return pl->topo ? pp_topology_set_conf(pl->topo, conf, errstr, errstr_size) : 0;
 }

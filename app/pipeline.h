@@ -38,6 +38,7 @@ struct pp_pipeline_stats {
 };
 
 struct pp_pipeline;
+struct pp_pstage;
 
 /* conf is read during the call only; hooks may be NULL. NULL + errstr on
  * failure (bad kafka.* values, ...). */
@@ -72,6 +73,16 @@ struct pp_metrics *pp_pipeline_metrics(struct pp_pipeline *pl);
 /* The processor, read-only, for the HTTP API's partner views. */
 /* The engine the pipeline runs (views for the HTTP API). */
 struct pp_engine *pp_pipeline_engine(const struct pp_pipeline *pl);
+
+/* SIGHUP reload of the model's parameters into the running tasks (after
+ * pp_engine_set_conf accepted them). 0, or -1 with errstr. */
+int pp_pipeline_set_conf(struct pp_pipeline *pl, const struct pp_app_conf *conf, char *errstr,
+                         size_t errstr_size);
+
+/* 1 when the pipeline runs the model as Kafka tasks (app/topology.h). */
+int pp_pipeline_tasks(const struct pp_pipeline *pl);
+/* The partners task's stage when this instance holds it (else NULL). */
+struct pp_pstage *pp_pipeline_pstage(const struct pp_pipeline *pl);
 
 /* Readiness (/readyz): the consumer holds an assignment and no assigned
  * partition is restoring state. Returns 1 when ready, else 0 with the reason

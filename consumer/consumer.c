@@ -39,6 +39,8 @@ struct pp_consumer {
     pp_consumer_assign_cb *on_assign;
     pp_consumer_eof_cb *on_eof;
     pp_consumer_schema_wait_cb *on_schema_wait;
+    pp_consumer_raw_cb *on_raw;
+    pp_consumer_rebalance_cb *on_rebalance;
     void *opaque;
     int closed;
     struct pp_consumer_stats stats;
@@ -74,6 +76,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t aerr = RD_KAFKA_RESP_ERR_NO_ERROR;
     c->stats.rebalances++;
+    if (c->on_rebalance) {
+        int lost = err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && rd_kafka_assignment_lost(rk);
+        c->on_rebalance(parts, err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, lost, c->opaque);
+    }
     for (int i = 0; err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && i < parts->cnt; i++) {
         struct held *h = find_held(c, parts->elems[i].topic, parts->elems[i].partition);
         if (h) {
@@ -196,6 +202,16 @@ static void handle(struct pp_consumer *c, rd_kafka_message_t *rkm)
     if (c->held_n > 0 && find_held(c, rd_kafka_topic_name(rkm->rkt), rkm->partition) != NULL) {
         return; /* fetched before the pause: delivered again after resume */
     }
+    if (c->on_raw) {
+        int v = c->on_raw(rkm, c->opaque);
+        if (v == PP_CONSUMER_DONE) {
+            store_offset(c, rkm);
+            return;
+        }
+        if (v == PP_CONSUMER_HOLD) {
+            return;
+        }
+    }
     struct pp_event ev;
     char detail[256];
     enum pp_decode_err derr =
@@ -260,6 +276,8 @@ struct pp_consumer *pp_consumer_new(struct pp_consumer_conf *cc, char *errstr, s
     c->on_assign = cc->on_assign;
     c->on_eof = cc->on_eof;
     c->on_schema_wait = cc->on_schema_wait;
+    c->on_raw = cc->on_raw;
+    c->on_rebalance = cc->on_rebalance;
     c->opaque = cc->opaque;
     c->retry_ms = SCHEMA_RETRY_MIN_MS;
     c->retry = evtimer_new(cc->base, on_retry, c);
@@ -377,6 +395,18 @@ void pp_consumer_close(struct pp_consumer *c)
         return;
     }
     c->closed = 1;
+    /* librdkafka 2.0.2 asserts in the cooperative-sticky assignor when a
+     * consumer that never completed a rebalance is destroyed
+     * (rd_kafka_sticky_assignor_state_destroy, librdkafka#4312, fixed in
+     * 2.3.0): a SIGTERM during the first join would abort the process. Wait
+     * (bounded) for the first assignment; records polled meanwhile are not
+     * processed and their offsets not committed, so nothing is lost. */
+    for (int waited = 0; c->stats.rebalances == 0 && waited < 15000; waited += 100) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 100);
+        if (m) {
+            rd_kafka_message_destroy(m);
+        }
+    }
     /* The close serves the final rebalance through the consumer queue. */
     rd_kafka_consumer_close(c->rk);
 }

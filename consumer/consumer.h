@@ -42,6 +42,19 @@ typedef void(pp_consumer_error_cb)(rd_kafka_resp_err_t err, const char *reason, 
 typedef void(pp_consumer_schema_wait_cb)(const rd_kafka_message_t *rkm, const char *detail,
                                          void *opaque);
 
+/* Sees every record before it is decoded (may be NULL). Returns
+ * PP_CONSUMER_RAW_DECODE to let the consumer decode it as an input event,
+ * PP_CONSUMER_DONE when the record was handled raw (internal topics), or
+ * PP_CONSUMER_HOLD after pp_consumer_hold(). */
+#define PP_CONSUMER_RAW_DECODE 2
+typedef int(pp_consumer_raw_cb)(const rd_kafka_message_t *rkm, void *opaque);
+/* The whole set of partitions of one rebalance, before they are assigned
+ * (assigned = 1) or before they are given up (0): a transactional caller
+ * commits its work on revoked partitions here. lost = 1 when the partitions
+ * were lost (session timeout): nothing may be committed for them. */
+typedef void(pp_consumer_rebalance_cb)(const rd_kafka_topic_partition_list_t *parts, int assigned,
+                                       int lost, void *opaque);
+
 struct pp_consumer_conf {
     rd_kafka_conf_t *rk_conf; /* taken over by pp_consumer_new, even on failure */
     const char *const *topics;
@@ -54,6 +67,8 @@ struct pp_consumer_conf {
     pp_consumer_assign_cb *on_assign;           /* may be NULL */
     pp_consumer_eof_cb *on_eof;                 /* may be NULL; needs enable.partition.eof=true */
     pp_consumer_schema_wait_cb *on_schema_wait; /* may be NULL */
+    pp_consumer_raw_cb *on_raw;                 /* may be NULL */
+    pp_consumer_rebalance_cb *on_rebalance;     /* may be NULL */
     void *opaque;
 };
 

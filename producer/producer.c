@@ -90,22 +90,53 @@ void pp_producer_destroy(struct pp_producer *p)
 }
 
 /* producev with a bounded wait when the local queue is full. */
-static rd_kafka_resp_err_t produce(struct pp_producer *p, const char *topic, const void *key,
-                                   size_t key_len, const void *value, size_t value_len,
-                                   rd_kafka_headers_t *hdrs, void *msg_opaque)
+static rd_kafka_resp_err_t produce_to(struct pp_producer *p, const char *topic, int32_t partition,
+                                      const void *key, size_t key_len, const void *value,
+                                      size_t value_len, rd_kafka_headers_t *hdrs, void *msg_opaque)
 {
     rd_kafka_resp_err_t err;
     for (int waited = 0;; waited += 100) {
         err = rd_kafka_producev(
-            p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY((void *)key, key_len), RD_KAFKA_V_VALUE((void *)value, value_len),
-            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
+            p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY((void *)key, key_len),
+            RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_HEADERS(hdrs),
+            RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || waited >= QUEUE_FULL_WAIT_MS) {
             break;
         }
         rd_kafka_poll(p->rk, 100);
     }
     return err;
+}
+
+static rd_kafka_resp_err_t produce(struct pp_producer *p, const char *topic, const void *key,
+                                   size_t key_len, const void *value, size_t value_len,
+                                   rd_kafka_headers_t *hdrs, void *msg_opaque)
+{
+    return produce_to(p, topic, RD_KAFKA_PARTITION_UA, key, key_len, value, value_len, hdrs,
+                      msg_opaque);
+}
+
+int pp_producer_send_raw(struct pp_producer *p, const char *topic, int32_t partition,
+                         const void *key, size_t key_len, const void *value, size_t value_len,
+                         rd_kafka_headers_t *hdrs, char *errstr, size_t errstr_size)
+{
+    rd_kafka_resp_err_t err =
+        produce_to(p, topic, partition < 0 ? RD_KAFKA_PARTITION_UA : partition, key, key_len, value,
+                   value_len, hdrs, NULL);
+    if (err) {
+        if (hdrs) {
+            rd_kafka_headers_destroy(hdrs); /* ownership passes only on success */
+        }
+        snprintf(errstr, errstr_size, "produce to %s: %s", topic, rd_kafka_err2str(err));
+        return -1;
+    }
+    return 0;
+}
+
+rd_kafka_t *pp_producer_handle(struct pp_producer *p)
+{
+    return p->rk;
 }
 
 int pp_producer_send_alert(struct pp_producer *p, const struct pp_alert *alert, char *errstr,

@@ -60,6 +60,17 @@ int pp_producer_send_alert(struct pp_producer *p, const struct pp_alert *alert, 
 int pp_producer_send_dead_letter(struct pp_producer *p, const struct pp_dead_letter *dl,
                                  char *errstr, size_t errstr_size);
 
+/* Queues a record as it is (internal topics: repartition, exchange,
+ * changelogs). partition -1 = the partitioner's choice (murmur2 of the key,
+ * like Java clients); hdrs (may be NULL) is taken over. value NULL with
+ * value_len 0 is a tombstone. Returns 0, or -1 with errstr filled. */
+int pp_producer_send_raw(struct pp_producer *p, const char *topic, int32_t partition,
+                         const void *key, size_t key_len, const void *value, size_t value_len,
+                         rd_kafka_headers_t *hdrs, char *errstr, size_t errstr_size);
+
+/* The librdkafka handle (transactions are driven by the runtime). */
+rd_kafka_t *pp_producer_handle(struct pp_producer *p);
+
 /* Serves delivery reports; never blocks. */
 void pp_producer_poll(struct pp_producer *p);
 /* Waits up to timeout_ms for everything queued to be acknowledged. */

@@ -1,0 +1,252 @@
+/*
+ * test_topology.c — the model's task runtime (app/topology.c) in-process on
+ * librdkafka's mock cluster: MODEL.md §3's stories go into the input topics
+ * keyed by event id (so every event crosses the repartition topic), flow
+ * through the source, customers and partners tasks, and the alert
+ * transitions that come out must be exactly those of one pp_model fed the
+ * same events (what `partnerpulse backtest` prints).
+ *
+ * The mock cluster accepts the transaction calls but writes no transaction
+ * markers, so this checks the topology and its bookkeeping under both
+ * guarantees; exactly-once across crashes is tested against the real broker
+ * (tests/integration/test_eos_kill.py).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include <event2/event.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "alert_json.h"
+#include "catalog.h"
+#include "codec.h"
+#include "config.h"
+#include "engine.h"
+#include "model.h"
+#include "pipeline.h"
+#include "scenarios.h"
+
+struct list {
+    char **items;
+    size_t n, cap;
+};
+
+static void list_add(struct list *l, const struct pp_alert *a)
+{
+    char *json = NULL;
+    assert_int_equal(pp_alert_to_json(a, &json), 0);
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->items = realloc(l->items, l->cap * sizeof(*l->items));
+    }
+    l->items[l->n++] = json;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void list_free(struct list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->items[i]);
+    }
+    free(l->items);
+}
+
+struct fixture {
+    rd_kafka_t *owner;
+    rd_kafka_mock_cluster_t *mc;
+    struct pp_app_conf conf;
+    struct pp_schema_catalog *cat;
+    struct pp_codec *codec;
+    rd_kafka_t *feeder;
+    struct pp_model *model; /* the reference: one monolithic model */
+    int64_t last_ms;
+    struct list want, got;
+};
+
+static void ref_alert(const struct pp_alert *a, void *opaque)
+{
+    list_add(opaque, a);
+}
+
+static int feed(const struct pp_event *ev, void *opaque)
+{
+    struct fixture *f = opaque;
+    char err[256];
+    size_t len;
+    const void *buf = pp_codec_encode_event(f->codec, ev, &len, err, sizeof(err));
+    assert_non_null(buf);
+    /* keyed by event id: nothing arrives where its customer lives */
+    rd_kafka_resp_err_t kerr =
+        rd_kafka_producev(f->feeder, RD_KAFKA_V_TOPIC(pp_app_conf_topic_for(&f->conf, ev->type)),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_KEY((void *)ev->event_id, strlen(ev->event_id)),
+                          RD_KAFKA_V_VALUE((void *)buf, len), RD_KAFKA_V_END);
+    assert_int_equal(kerr, 0);
+    /* the reference sees the events in order, its watermark at the newest */
+    assert_int_equal(pp_model_apply(f->model, ev), PP_APPLY_OK);
+    if (ev->occurred_at_ms > f->last_ms) {
+        f->last_ms = ev->occurred_at_ms;
+    }
+    pp_model_advance(f->model, f->last_ms, ref_alert, &f->want);
+    return 0;
+}
+
+static struct fixture *fixture_new(const char *guarantee)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    char err[512];
+    rd_kafka_conf_t *oc = rd_kafka_conf_new();
+    rd_kafka_conf_set(oc, "log_level", "3", NULL, 0);
+    f->owner = rd_kafka_new(RD_KAFKA_PRODUCER, oc, err, sizeof(err));
+    assert_non_null(f->owner);
+    f->mc = rd_kafka_mock_cluster_new(f->owner, 1);
+    assert_non_null(f->mc);
+    pp_app_conf_defaults(&f->conf);
+    f->conf.engine = PP_ENGINE_MODEL;
+    f->conf.mock_cluster = true;
+    snprintf(f->conf.application_id, sizeof(f->conf.application_id), "topo-%s", guarantee);
+    assert_int_equal(
+        pp_app_conf_set(&f->conf, "processing.guarantee", guarantee, 0, err, sizeof(err)), 0);
+    const char *topics[] = {f->conf.topic_deals, f->conf.topic_licenses, f->conf.topic_support,
+                            f->conf.topic_alerts, f->conf.topic_dlq};
+    for (int i = 0; i < 5; i++) {
+        rd_kafka_mock_topic_create(f->mc, topics[i], 3, 1);
+    }
+    /* internal topics (the mock has no CreateTopics) */
+    const char *suffix[] = {"repartition", "exchange", "customers-changelog", "partners-changelog",
+                            "watermarks"};
+    const int parts[] = {3, 1, 3, 1, 1};
+    for (int i = 0; i < 5; i++) {
+        char name[300];
+        snprintf(name, sizeof(name), "%s-%s", f->conf.application_id, suffix[i]);
+        rd_kafka_mock_topic_create(f->mc, name, parts[i], 1);
+    }
+    assert_int_equal(pp_app_conf_set(&f->conf, "kafka.bootstrap.servers",
+                                     rd_kafka_mock_cluster_bootstraps(f->mc), 0, err, sizeof(err)),
+                     0);
+    f->cat = pp_schema_catalog_new(err, sizeof(err));
+    assert_non_null(f->cat);
+    f->codec = pp_codec_new(f->cat, NULL);
+    assert_non_null(f->codec);
+    rd_kafka_conf_t *fc = pp_app_kafka_conf(&f->conf, 0, err, sizeof(err));
+    assert_non_null(fc);
+    f->feeder = rd_kafka_new(RD_KAFKA_PRODUCER, fc, err, sizeof(err));
+    assert_non_null(f->feeder);
+    struct pp_model_conf mc;
+    pp_engine_model_conf(&f->conf, &mc);
+    f->model = pp_model_new(&mc);
+    f->last_ms = INT64_MIN;
+    return f;
+}
+
+static void fixture_free(struct fixture *f)
+{
+    list_free(&f->want);
+    list_free(&f->got);
+    pp_model_destroy(f->model);
+    rd_kafka_destroy(f->feeder);
+    pp_codec_destroy(f->codec);
+    pp_schema_catalog_destroy(f->cat);
+    pp_app_conf_free(&f->conf);
+    rd_kafka_mock_cluster_destroy(f->mc);
+    rd_kafka_destroy(f->owner);
+    free(f);
+}
+
+static void on_delivered(const struct pp_alert *a, rd_kafka_resp_err_t err, void *opaque)
+{
+    struct fixture *f = opaque;
+    assert_int_equal(err, 0);
+    list_add(&f->got, a);
+}
+
+struct run {
+    struct fixture *f;
+    struct event_base *base;
+    time_t deadline;
+};
+
+static void check_done(evutil_socket_t fd, short what, void *arg)
+{
+    struct run *r = arg;
+    (void)fd;
+    (void)what;
+    if (r->f->got.n >= r->f->want.n || time(NULL) > r->deadline) {
+        event_base_loopexit(r->base, NULL);
+    }
+}
+
+static void run_story(const char *guarantee)
+{
+    struct fixture *f = fixture_new(guarantee);
+    struct pp_scen_conf sc;
+    pp_scen_conf_defaults(&sc);
+    assert_int_equal(pp_scen_generate(&sc, feed, f), 0);
+    assert_int_equal(rd_kafka_flush(f->feeder, 10000), 0);
+    pp_model_advance(f->model, f->last_ms, ref_alert, &f->want);
+    assert_true(f->want.n > 10); /* the stories fire, resolve and escalate */
+
+    char err[512];
+    struct event_base *base = event_base_new();
+    struct pp_pipeline_hooks hooks = {.alert_delivered = on_delivered, .opaque = f};
+    struct pp_pipeline *pl = pp_pipeline_new(&f->conf, base, &hooks, err, sizeof(err));
+    if (pl == NULL) {
+        fail_msg("pipeline: %s", err);
+    }
+    assert_true(pp_pipeline_tasks(pl));
+    struct run r = {f, base, time(NULL) + 90};
+    struct event *ev = event_new(base, -1, EV_PERSIST, check_done, &r);
+    struct timeval tv = {0, 100000};
+    event_add(ev, &tv);
+    event_base_dispatch(base);
+    assert_false(pp_pipeline_failed(pl));
+    assert_int_equal(pp_pipeline_shutdown(pl, 10000), 0);
+    event_free(ev);
+    pp_pipeline_destroy(pl);
+    event_base_free(base);
+
+    qsort(f->want.items, f->want.n, sizeof(char *), cmp_str);
+    qsort(f->got.items, f->got.n, sizeof(char *), cmp_str);
+    for (size_t i = 0; i < f->want.n && i < f->got.n; i++) {
+        if (strcmp(f->want.items[i], f->got.items[i]) != 0) {
+            fail_msg("alert %zu differs:\n want %s\n  got %s", i, f->want.items[i],
+                     f->got.items[i]);
+        }
+    }
+    assert_int_equal(f->got.n, f->want.n);
+    fixture_free(f);
+}
+
+static void test_at_least_once(void **state)
+{
+    (void)state;
+    run_story("at_least_once");
+}
+
+static void test_exactly_once_calls(void **state)
+{
+    (void)state;
+    run_story("exactly_once");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_at_least_once),
+        cmocka_unit_test(test_exactly_once_calls),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
