@@ -315,11 +315,15 @@ class ItTopics:
 INPUT_PARTITIONS = 3
 
 
-def create_topics(admin: AdminClient, specs: dict[str, int], timeout: float = 30) -> None:
-    """Creates the topics {name: partitions} and waits until the metadata
-    shows every partition with a leader."""
+def create_topics(admin: AdminClient, specs: dict[str, int], timeout: float = 30,
+                  config: dict[str, str] | None = None) -> None:
+    """Creates the topics {name: partitions} (with topic `config`, e.g.
+    {"retention.ms": "-1"} for records timestamped with old event times,
+    which time-based retention would otherwise delete at its next check) and
+    waits until the metadata shows every partition with a leader."""
     futures = admin.create_topics(
-        [NewTopic(name, num_partitions=n, replication_factor=1) for name, n in specs.items()],
+        [NewTopic(name, num_partitions=n, replication_factor=1, config=config or {})
+         for name, n in specs.items()],
         operation_timeout=timeout,
     )
     for name, fut in futures.items():
