@@ -570,16 +570,17 @@ static void partners_offer(struct pp_topology *t, struct task *k, const rd_kafka
         dead_letter(t, rkm, "bad_internal_record", err);
         return;
     }
-    /* Offsets of days the stage no longer buffers need not be read again. */
-    int32_t pending = pp_pstage_pending_day(k->ps);
-    for (size_t i = 0; i < k->pend_n;) {
-        if (pending == INT32_MIN || k->pend[i].day < pending) {
+    /* Records of evaluated days need not be read again; those of any later
+     * day (end-of-day markers included: a restore forgets them, see
+     * pp_pstage_rewind_sources) must. */
+    int32_t now = pp_pstage_last_day(k->ps);
+    for (size_t i = 0; now != INT32_MIN && i < k->pend_n;) {
+        if (k->pend[i].day <= now) {
             k->pend[i] = k->pend[--k->pend_n];
             continue;
         }
         i++;
     }
-    int32_t now = pp_pstage_last_day(k->ps);
     if (now != last && t->env.day) {
         t->env.day(now, t->env.opaque);
     }
@@ -1406,6 +1407,9 @@ static void on_restore(evutil_socket_t fd, short what, void *arg)
         }
         if (k->kind == TK_CUSTOMERS) {
             customers_advance(t, k);
+        }
+        else {
+            pp_pstage_rewind_sources(k->ps);
         }
     }
     if (busy) {

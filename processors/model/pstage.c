@@ -1591,6 +1591,16 @@ int32_t pp_pstage_last_day(const struct pp_pstage *m)
     return m->last_eval;
 }
 
+void pp_pstage_rewind_sources(struct pp_pstage *m)
+{
+    for (uint32_t i = 0; i < m->sources; i++) {
+        if (m->eod[i] != NO_DAY && (m->last_eval == NO_DAY || m->eod[i] > m->last_eval)) {
+            m->eod[i] = m->last_eval;
+            m->eflags[i] = 0;
+        }
+    }
+}
+
 void pp_pstage_set_day_cb(struct pp_pstage *m, pp_pstage_day_cb *cb, void *opaque)
 {
     m->day_cb = cb;

@@ -251,6 +251,12 @@ int pp_pstage_offer(struct pp_pstage *s, const struct pp_xrec *x, pp_alert_cb *c
  * day's first record). */
 int32_t pp_pstage_pending_day(const struct pp_pstage *s);
 int32_t pp_pstage_last_day(const struct pp_pstage *s); /* INT32_MIN before any */
+/* After a restore: forget every source's end-of-day beyond the last evaluated
+ * day. The runtime re-reads the exchange topic from the first record of the
+ * oldest day not evaluated (end-of-day records included), so those markers
+ * come again after the day's records; a restored marker would let a day be
+ * evaluated before all its re-read records are back. */
+void pp_pstage_rewind_sources(struct pp_pstage *s);
 
 /* Called after each evaluated day, its alert transitions emitted. */
 typedef void(pp_pstage_day_cb)(const struct pp_pstage *s, int32_t day, void *opaque);
