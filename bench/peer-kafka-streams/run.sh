@@ -8,8 +8,9 @@
 # delete the local state dir, restart: time until every store is restored).
 # Then it checks the peer's exchange records, record by record, against
 # partnerpulse's own customers stage run over the same events
-# (ref/cstage_ref.c), and -- once the runtime lands -- against partnerpulse
-# run on the same topics (the partnerpulse_side hook below).
+# (ref/cstage_ref.c), and against partnerpulse's runtime run on the same
+# topics (partnerpulse_side below: its figures, the ratios, and its
+# <app>-exchange records compared with the peer's).
 #
 # Usage: bench/peer-kafka-streams/run.sh [--quick]
 #   --quick   a small load (300x10 for 30 days, ~95k events) for a smoke run
@@ -197,18 +198,201 @@ compare_reference() {
   compare vs_reference "$OUT/peer.sorted" "$OUT/ref.sorted"
 }
 
-# HOOK for the lead: run partnerpulse (exactly-once, default commit interval,
-# processing.partitions = $PARTS) on the same preloaded topics, from the
-# beginning, until it has processed every event; set FIG[pp_eps],
-# FIG[pp_cpu_per_m], FIG[pp_hwm_kb], FIG[pp_restore_s]; and leave its
-# exchange topic's records in $OUT/pp.sorted with
-#   dump_sorted <its application_id>-exchange "$OUT/pp.sorted"
-# The exchange topic carries the same pp_xrec bytes the peer writes (the
-# peer's source index = its repartition partition = partnerpulse's customers
-# task index, both murmur2 of customer_id over $PARTS partitions).
+# partnerpulse on the same preloaded topics: `partnerpulse run` (exactly_once,
+# commit_interval 100ms, the peer's allowed lateness, processing.partitions =
+# $PARTS, a fresh application_id, static membership as the peer has) from the
+# beginning until the group's committed offsets reach the end of every input
+# partition and of <app>-repartition. Sets FIG[pp_eps] (events / wall time from
+# the process start to that moment, start-up and group join included, as the
+# peer's figure includes its rebalance), FIG[pp_cpu_per_m] (utime + stime of
+# the process at that moment), FIG[pp_hwm_kb] (VmHWM then) and FIG[pp_restore_s]
+# (SIGKILL, delete state.dir, restart with the same application_id: seconds
+# until /readyz answers 200), and leaves its <app>-exchange records, EOD markers
+# excluded, sorted in $OUT/pp.sorted. The exchange topic carries the same
+# pp_xrec bytes the peer writes (the peer's source index = its repartition
+# partition = partnerpulse's customers task index, both murmur2 of
+# customer_id over $PARTS partitions).
+PP_APP=pp-bench-$(date +%s)
+
+# A poller (python3 + confluent_kafka, as bench/e2e uses): prints one line
+# "caught_up t=... cpu_s=... vmhwm_kb=..." the moment both lags are 0 (read
+# from /proc/PID while it still runs), then waits until the exchange topic's
+# end offset has not moved for SETTLE seconds (the sources go idle after
+# processing.idle_timeout and close the last days) and prints "settled".
+pp_poller() { # pp_poller PID GROUP SETTLE_S
+  python3 - "$BOOTSTRAP" "$2" "$TOPICS" "$PARTS" "$1" "$3" <<'PY'
+import os, sys, time
+from confluent_kafka import Consumer, TopicPartition
+boot, group, topics, parts = sys.argv[1], sys.argv[2], sys.argv[3].split(","), int(sys.argv[4])
+pid, settle = int(sys.argv[5]), float(sys.argv[6])
+c = Consumer({"bootstrap.servers": boot, "group.id": group, "enable.auto.commit": False})
+inputs = [TopicPartition(t, p) for t in topics for p in range(parts)]
+high = {(tp.topic, tp.partition): c.get_watermark_offsets(tp, timeout=10)[1] for tp in inputs}
+rep = [TopicPartition(group + "-repartition", p) for p in range(parts)]
+exch = TopicPartition(group + "-exchange", 0)
+
+
+def alive():
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def input_lag():
+    return sum(high[(tp.topic, tp.partition)] - max(tp.offset, 0)
+               for tp in c.committed(inputs, timeout=10))
+
+
+def rep_lag():
+    # With transactions the end offset includes a commit marker per
+    # transaction: a committed offset one short of it is caught up.
+    n = 0
+    for tp in c.committed(rep, timeout=10):
+        if tp.offset < 0:
+            return -1
+        n += max(0, c.get_watermark_offsets(tp, timeout=10, cached=False)[1] - tp.offset - 1)
+    return n
+
+
+t0 = time.monotonic()
+while True:
+    if not alive():
+        print("exited", flush=True)
+        sys.exit(1)
+    try:
+        if input_lag() == 0 and rep_lag() == 0:
+            break
+    except Exception:  # the repartition topic does not exist yet
+        pass
+    if time.monotonic() - t0 > 1800:
+        print("timeout", flush=True)
+        sys.exit(1)
+    time.sleep(0.05)
+now = time.time()
+f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+cpu = (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+hwm = next(int(l.split()[1]) for l in open(f"/proc/{pid}/status") if l.startswith("VmHWM:"))
+print(f"caught_up t={now:.3f} cpu_s={cpu:.2f} vmhwm_kb={hwm}", flush=True)
+last, since = None, time.monotonic()
+while time.monotonic() - since < settle:
+    if not alive():
+        print("exited", flush=True)
+        sys.exit(1)
+    end = c.get_watermark_offsets(exch, timeout=10, cached=False)[1]
+    if end != last or input_lag() != 0 or rep_lag() != 0:
+        last, since = end, time.monotonic()
+    time.sleep(0.2)
+print(f"settled exchange_end={last}", flush=True)
+c.close()
+PY
+}
+
+pp_config() { # pp_config STATE_DIR
+  cat <<EOF
+application_id: $PP_APP
+topics:
+  deals: deals
+  licenses: license-consumption
+  support: support
+  alerts: $PP_APP.alerts
+  dlq: $PP_APP.dlq
+processing:
+  guarantee: exactly_once
+  commit_interval: 100ms
+  allowed_lateness: 24h
+  partitions: $PARTS
+state:
+  dir: $1
+log:
+  level: warn
+http:
+  listen: 127.0.0.1:0
+kafka:
+  bootstrap.servers: $BOOTSTRAP
+  group.instance.id: $PP_APP-1
+EOF
+}
+
 partnerpulse_side() {
-  log "partnerpulse side: not wired yet (hook partnerpulse_side in run.sh)"
-  return 1
+  [[ -x $PARTNERPULSE ]] || { log "no partnerpulse binary at $PARTNERPULSE"; return 1; }
+  python3 -c 'import confluent_kafka' 2>/dev/null ||
+    { log "the partnerpulse side needs python3 with confluent_kafka (tests/integration/requirements.txt)"; return 1; }
+  local state cfg pid poller line t0 t1 port deadline
+  state=$(mktemp -d "$OUT/pp-state.XXXXXX")
+  cfg=$OUT/pp.yaml
+  pp_config "$state" >"$cfg"
+  peer --mode=create-topics --partitions=1 --topics="$PP_APP.alerts,$PP_APP.dlq" 2>>"$OUT/peer-tools.log"
+  log "partnerpulse: processing from the beginning ($PP_APP, exactly_once, commit_interval 100ms)"
+  t0=$(date +%s.%N)
+  "$PARTNERPULSE" run --config "$cfg" </dev/null >/dev/null 2>"$OUT/pp-run.log" &
+  pid=$!
+  # settle: processing.idle_timeout (2 s) + 3 s, as the peer waits before it exits
+  pp_poller $pid "$PP_APP" 5 >"$OUT/pp-poller.out" &
+  poller=$!
+  until grep -q '^caught_up' "$OUT/pp-poller.out" 2>/dev/null; do
+    kill -0 $poller 2>/dev/null || {
+      tail -20 "$OUT/pp-run.log" >&2
+      kill -9 $pid 2>/dev/null || true
+      log "partnerpulse did not catch up ($(cat "$OUT/pp-poller.out"))"
+      return 1
+    }
+    sleep 0.2
+  done
+  line=$(grep '^caught_up' "$OUT/pp-poller.out")
+  log "partnerpulse $line"
+  t1=$(sed -n 's/.* t=\([^ ]*\).*/\1/p' <<<"$line")
+  FIG[pp_eps]=$(awk -v n="${FIG[events]}" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }')
+  FIG[pp_cpu_per_m]=$(awk -v n="${FIG[events]}" -v c="$(field cpu_s "$line")" 'BEGIN { printf "%.3f", c / n * 1e6 }')
+  FIG[pp_hwm_kb]=$(field vmhwm_kb "$line")
+  wait $poller || {
+    tail -20 "$OUT/pp-run.log" >&2
+    kill -9 $pid 2>/dev/null || true
+    log "partnerpulse's exchange topic did not settle"
+    return 1
+  }
+  log "partnerpulse $(tail -1 "$OUT/pp-poller.out")"
+  dump_sorted "$PP_APP-exchange" "$OUT/pp.sorted"
+
+  # Restore: SIGKILL the running instance, delete its state.dir, restart with
+  # the same application_id (and group.instance.id, so the new instance
+  # replaces the killed one at once and aborts its open transaction).
+  log "partnerpulse: restore (kill -9, delete $state, restart)"
+  kill -9 $pid 2>/dev/null || true
+  wait $pid 2>/dev/null || true
+  rm -rf "$state"
+  mkdir -p "$state"
+  t0=$(date +%s.%N)
+  "$PARTNERPULSE" run --config "$cfg" </dev/null >/dev/null 2>"$OUT/pp-restore.log" &
+  pid=$!
+  deadline=$((SECONDS + 300))
+  port=
+  until [[ -n $port ]]; do
+    port=$(sed -n 's/.*msg="http listening" address=[^ ]* port=\([0-9]*\).*/\1/p' "$OUT/pp-restore.log" | head -1)
+    if ((SECONDS > deadline)) || ! kill -0 $pid 2>/dev/null; then
+      tail -20 "$OUT/pp-restore.log" >&2
+      log "partnerpulse restart failed"
+      return 1
+    fi
+    [[ -n $port ]] || sleep 0.02
+  done
+  until [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/readyz") == 200 ]]; do
+    if ((SECONDS > deadline)) || ! kill -0 $pid 2>/dev/null; then
+      tail -20 "$OUT/pp-restore.log" >&2
+      kill -9 $pid 2>/dev/null || true
+      log "partnerpulse did not become ready"
+      return 1
+    fi
+    sleep 0.02
+  done
+  t1=$(date +%s.%N)
+  FIG[pp_restore_s]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+  FIG[pp_restored_records]=$(curl -s "http://127.0.0.1:$port/metrics" |
+    awk '/^partnerpulse_restore_records_total/ { s += $NF } END { printf "%.0f", s }')
+  log "partnerpulse ready after ${FIG[pp_restore_s]} s (${FIG[pp_restored_records]} changelog records restored)"
+  kill -TERM $pid 2>/dev/null || true
+  wait $pid || log "partnerpulse exited $? on SIGTERM (see $OUT/pp-restore.log)"
+  return 0
 }
 
 ratio() { # ratio A B -> A/B with 2 decimals, or "-"
@@ -232,8 +416,8 @@ EOF
     cat <<EOF
 partnerpulse events/s            ${FIG[pp_eps]}   (x$(ratio "${FIG[pp_eps]}" "${FIG[peer_eps]}") the peer)
 partnerpulse CPU-s per 1M        ${FIG[pp_cpu_per_m]:-?}   (peer / partnerpulse: x$(ratio "${FIG[peer_cpu_per_m]}" "${FIG[pp_cpu_per_m]:-}"))
-partnerpulse peak RSS            ${FIG[pp_hwm_kb]:-?} KiB   (peer / partnerpulse: x$(ratio "${FIG[peer_hwm_kb]}" "${FIG[pp_hwm_kb]:-}"))
-partnerpulse restore time        ${FIG[pp_restore_s]:-?} s
+partnerpulse peak RSS            $(awk -v k="${FIG[pp_hwm_kb]:-0}" 'BEGIN { printf "%.0f", k / 1024 }') MiB   (peer / partnerpulse: x$(ratio "${FIG[peer_hwm_kb]}" "${FIG[pp_hwm_kb]:-}"))
+partnerpulse restore time        ${FIG[pp_restore_s]:-?} s (${FIG[pp_restored_records]:-?} changelog records)   (peer / partnerpulse: x$(ratio "${FIG[peer_restore_s]:-}" "${FIG[pp_restore_s]:-}"))
 peer vs partnerpulse             ${FIG[vs_partnerpulse]:-not compared}
 EOF
   fi
