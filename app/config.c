@@ -730,8 +730,10 @@ void pp_app_conf_reference(FILE *out)
         print_md(out, k->desc);
         fprintf(out, " |\n");
     }
-    fprintf(out, "| `kafka.*` | string | | | Passed to librdkafka unchanged (both the consumer and "
-                 "the producer), e.g. `kafka.bootstrap.servers`, `kafka.security.protocol`, "
+    fprintf(out, "| `kafka.*` | string | | | Passed to librdkafka unchanged (the consumers and the "
+                 "producer; consumer-only properties such as `group.instance.id` or "
+                 "`session.timeout.ms` are not given to the producer), e.g. "
+                 "`kafka.bootstrap.servers`, `kafka.security.protocol`, "
                  "`kafka.sasl.password: ${KAFKA_PASSWORD}`. Checked by librdkafka at load "
                  "time. |\n");
     fprintf(out,

@@ -90,6 +90,37 @@ static int kset(rd_kafka_conf_t *kc, const char *k, const char *v, char *errstr,
     return rd_kafka_conf_set(kc, k, v, errstr, sz) == RD_KAFKA_CONF_OK ? 0 : -1;
 }
 
+/* Consumer properties a user commonly sets under kafka.* (static membership,
+ * session tuning): not given to the producers, which only log that they
+ * ignore them (CONFWARN) at every start. */
+static int consumer_only(const char *key)
+{
+    static const char *const keys[] = {"group.instance.id",
+                                       "session.timeout.ms",
+                                       "heartbeat.interval.ms",
+                                       "max.poll.interval.ms",
+                                       "partition.assignment.strategy",
+                                       "auto.offset.reset",
+                                       "enable.auto.commit",
+                                       "auto.commit.interval.ms",
+                                       "enable.auto.offset.store",
+                                       "isolation.level",
+                                       "fetch.wait.max.ms",
+                                       "fetch.min.bytes",
+                                       "fetch.max.bytes",
+                                       "max.partition.fetch.bytes",
+                                       "queued.min.messages",
+                                       "queued.max.messages.kbytes",
+                                       "enable.partition.eof",
+                                       "check.crcs"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        if (strcmp(key, keys[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 rd_kafka_conf_t *pp_app_kafka_conf(const struct pp_app_conf *conf, int consumer, char *errstr,
                                    size_t errstr_size)
 {
@@ -114,6 +145,9 @@ rd_kafka_conf_t *pp_app_kafka_conf(const struct pp_app_conf *conf, int consumer,
     }
     for (size_t i = 0; !rc && i < conf->kafka_n; i++) {
         char kerr[256];
+        if (!consumer && consumer_only(conf->kafka[i].key)) {
+            continue; /* librdkafka would warn that a producer ignores it */
+        }
         if (kset(kc, conf->kafka[i].key, conf->kafka[i].value, kerr, sizeof(kerr)) != 0) {
             snprintf(errstr, errstr_size, "%s:%d: key 'kafka.%s': %s", conf->path,
                      conf->kafka[i].line, conf->kafka[i].key, kerr);
