@@ -776,6 +776,9 @@ void pp_pipeline_stats(const struct pp_pipeline *pl, struct pp_pipeline_stats *o
         out->rejected = cs->rejected;
         out->assigned_partitions = cs->assigned_partitions;
     }
+    if (pl->topo) {
+        out->events = pp_topology_events(pl->topo);
+    }
     out->too_late = pp_engine_too_late(pl->engine);
     out->watermark_ms = pl->topo ? pp_topology_watermark(pl->topo) : pl->watermark_ms;
     out->alerts_emitted = pl->alerts_emitted;

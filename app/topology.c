@@ -134,7 +134,8 @@ struct pp_topology {
     size_t task_n;
     bool txn_open;
     uint64_t txn_records;
-    bool progress; /* records handled since the last commit */
+    uint64_t applied; /* events given to the customers tasks (input events, counted once) */
+    bool progress;    /* records handled since the last commit */
     bool stopping;
     int64_t last_status_ms;
     /* partitions paused for backpressure */
@@ -782,6 +783,7 @@ static enum pp_consumer_verdict on_event(const struct pp_event *ev, const rd_kaf
         }
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
+        t->applied++;
         switch (pp_cstage_apply(k->cs, ev)) {
         case PP_APPLY_OK:
             break;
@@ -1913,4 +1915,9 @@ uint32_t pp_topology_partner_count(const struct pp_topology *t)
 {
     const struct pp_pstage *ps = pp_topology_pstage(t);
     return ps ? pp_pstage_partner_count(ps) : 0;
+}
+
+uint64_t pp_topology_events(const struct pp_topology *t)
+{
+    return t->applied;
 }

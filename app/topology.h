@@ -88,6 +88,10 @@ struct pp_consumer *pp_topology_consumer(struct pp_topology *t);
 void pp_topology_refresh_metrics(struct pp_topology *t);
 /* Bytes of model state held by this instance's tasks (their own count). */
 size_t pp_topology_state_bytes(const struct pp_topology *t);
+/* Events the customers tasks processed (each input event once; the
+ * consumer's own count sees it twice: on its input and on the repartition
+ * topic). */
+uint64_t pp_topology_events(const struct pp_topology *t);
 /* Partners known to the partners task, 0 when another instance holds it. */
 uint32_t pp_topology_partner_count(const struct pp_topology *t);
 /* The partners task's stage when this instance holds it, else NULL (the
