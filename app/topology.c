@@ -1427,7 +1427,7 @@ static void on_restore(evutil_socket_t fd, short what, void *arg)
  * thing to read when days stop closing). */
 static void log_status(struct pp_topology *t)
 {
-    if (pp_log_threshold < PP_LOG_DEBUG && !getenv("PP_TOPO_STATUS")) {
+    if (pp_log_threshold < PP_LOG_DEBUG) {
         return;
     }
     char buf[4096];
@@ -1457,8 +1457,7 @@ static void log_status(struct pp_topology *t)
         }
     }
     int64_t floor = input_floor(t);
-    pp_log(getenv("PP_TOPO_STATUS") ? PP_LOG_INFO : PP_LOG_DEBUG,
-           "msg=\"topology status\" floor_day=%" PRId64 " oldest_day=%" PRId64 "%s",
+    pp_log(PP_LOG_DEBUG, "msg=\"topology status\" floor_day=%" PRId64 " oldest_day=%" PRId64 "%s",
            floor == INT64_MIN ? -1 : floor / 86400000,
            t->oldest_ms == INT64_MAX ? -1 : t->oldest_ms / 86400000, buf);
 }
@@ -1638,11 +1637,7 @@ struct pp_topology *pp_topology_new(const struct pp_app_conf *conf,
     snprintf(t->wmtopic, sizeof(t->wmtopic), "%s-watermarks", t->app);
     pp_engine_model_conf(conf, &t->mconf);
     t->skew_ms = (int64_t)pp_model_max_skew_days(&t->mconf) * 86400000;
-    {
-        struct pp_cstage *probe = pp_cstage_new(&t->mconf, 0, 1);
-        t->room_ms = ((int64_t)pp_cstage_room_days(probe) - 1) * 86400000;
-        pp_cstage_destroy(probe);
-    }
+    t->room_ms = ((int64_t)pp_cstage_room_days(&t->mconf) - 1) * 86400000;
     t->oldest_ms = INT64_MAX;
     t->prk = pp_producer_handle(env->producer);
     metrics_init(t);

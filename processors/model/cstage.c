@@ -824,7 +824,7 @@ static void apply_support(struct pp_cstage *s, const struct pp_support *sp, int3
  * evaluation still reads? */
 static bool fits(const struct pp_cstage *s, int32_t day)
 {
-    int64_t room = (int64_t)s->w.width - s->w.span - 1;
+    int64_t room = pp_cstage_room_days(&s->conf);
     if (s->last_eval != NO_DAY) {
         return (int64_t)day - ((int64_t)s->last_eval + 1) <= room;
     }
@@ -1627,9 +1627,10 @@ int32_t pp_cstage_first_day(const struct pp_cstage *s)
     return s->min_day;
 }
 
-int32_t pp_cstage_room_days(const struct pp_cstage *s)
+int32_t pp_cstage_room_days(const struct pp_model_conf *conf)
 {
-    return (int32_t)s->w.width - (int32_t)s->w.span - 1;
+    /* fits(): the rings' width less the history the evaluation reads back */
+    return (int32_t)conf->state_days - (int32_t)pp_history_span(conf) - 1;
 }
 
 bool pp_cstage_has_link(const struct pp_cstage *s, const char *partner_id, const char *customer_id)

@@ -213,7 +213,7 @@ int32_t pp_cstage_last_day(const struct pp_cstage *s);  /* INT32_MIN before any 
  * an event may be before it is PP_APPLY_SKEWED: the runtime's alignment keeps
  * every input inside this. */
 int32_t pp_cstage_first_day(const struct pp_cstage *s);
-int32_t pp_cstage_room_days(const struct pp_cstage *s);
+int32_t pp_cstage_room_days(const struct pp_model_conf *conf);
 uint32_t pp_cstage_source(const struct pp_cstage *s);
 
 /* The customer-side counters of pp_model_stats: events, too_late,
