@@ -296,6 +296,10 @@ static uint32_t customer_intern(struct pp_cstage *s, const char *id)
     uint32_t idx = pp_idmap_intern(s->customer_ids, id, &created);
     if (created) {
         pp_cstage_customer_init(s, idx);
+        /* Nothing to finalize up to the last evaluated day (its events are
+         * later): a record of it written before its first close_day must
+         * not catch up on days the live stage never finalized for it. */
+        s->customers[idx].done = s->last_eval;
     }
     customer_touch(s, idx);
     s->last_ci = idx;
@@ -1240,10 +1244,15 @@ static void finalize_customer(struct pp_cstage *s, struct customer *c, int32_t d
 
 static void catch_up(struct pp_cstage *s, struct customer *c)
 {
-    if (c->done == NO_DAY || s->last_closed == NO_DAY) {
+    if (s->last_closed == NO_DAY) {
         return;
     }
-    for (int32_t d = c->done + 1; d <= s->last_closed; d++) {
+    /* A record written before its first finalize: the customer came before
+     * the stage closed any day (customer_intern gives later ones the last
+     * evaluated day), so the stage's first closed day, min_day (no event
+     * older than it is taken once a day is closed), is its first one too. */
+    int32_t from = c->done != NO_DAY ? c->done + 1 : s->min_day;
+    for (int32_t d = from; d <= s->last_closed; d++) {
         finalize_customer(s, c, d, false);
     }
 }
