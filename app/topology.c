@@ -116,6 +116,7 @@ struct pp_topology {
      * instance): the global view the event-time alignment needs. */
     char wmtopic[PP_CONF_STR_MAX + 32];
     rd_kafka_t *wmrk;
+    bool wm_ready; /* read to the end once: the global view below is whole */
     struct wm_src *gwm;
     size_t gwm_n, gwm_cap;
     /* Every customers task's horizon base (its next day to evaluate, as ms),
@@ -544,10 +545,6 @@ static void partners_offer(struct pp_topology *t, struct task *k, const rd_kafka
         dead_letter(t, rkm, "bad_internal_record", err);
         return;
     }
-    if (getenv("PP_XDEBUG") && x.kind == PP_XREC_ASSESS &&
-        strcmp(x.u.assess.customer_id, "C-MD2") == 0) {
-        fprintf(stderr, "XDEBUG off=%lld src=%u day=%d\n", (long long)rkm->offset, x.source, x.day);
-    }
     int32_t last = pp_pstage_last_day(k->ps);
     bool replay = rkm->offset < k->applied_upto;
     bool ledger = x.kind == PP_XREC_DEAL || x.kind == PP_XREC_REVERSAL;
@@ -633,6 +630,12 @@ static void poll_watermarks(struct pp_topology *t)
     }
     rd_kafka_message_t *m;
     for (int n = 0; n < 10000 && (m = rd_kafka_consumer_poll(t->wmrk, 0)) != NULL; n++) {
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && !t->wm_ready) {
+            /* Everything committed when we started is read. */
+            t->wm_ready = true;
+            pp_log(PP_LOG_DEBUG, "msg=\"watermarks topic read\" inputs=%zu tasks=%zu", t->gwm_n,
+                   t->gtask_n);
+        }
         if (!m->err && m->key && m->key_len > 0 && m->key_len < 300 && m->payload) {
             char buf[512];
             size_t len = m->len < sizeof(buf) - 1 ? m->len : sizeof(buf) - 1;
@@ -683,6 +686,12 @@ static int64_t tasks_base(const struct pp_topology *t)
  * the slack, a day spare). */
 static bool too_far_ahead(const struct pp_topology *t, int64_t ev_ms)
 {
+    if (t->wmrk != NULL && !t->wm_ready) {
+        /* Until the watermarks topic is read to its end, the inputs and
+         * tasks this instance does not know of look like nothing holds it
+         * back: an instance just started would forward far ahead. */
+        return true;
+    }
     int64_t floor = input_floor(t);
     if (floor != INT64_MIN && ev_ms - floor > t->skew_ms / 2) {
         return true;
@@ -900,6 +909,13 @@ static void send_ticks(struct pp_topology *t, int64_t now)
         /* a held (paused) input has records waiting: never idle */
         bool idle = s->eof && !s->held && now - s->quiet_since_ms >= idle_ms;
         if (s->sent && s->sent_ms == s->stream_ms && s->sent_idle == idle) {
+            continue;
+        }
+        if (s->stream_ms == INT64_MIN && !idle) {
+            /* A new owner that has read nothing knows nothing: its tick
+             * would claim nothing yet replace what the last owner said
+             * (the watermarks topic keeps one value per input), and an
+             * instance starting then would take the input for unknown. */
             continue;
         }
         char key[300], val[400];
@@ -1701,7 +1717,9 @@ struct pp_topology *pp_topology_new(const struct pp_app_conf *conf,
             RD_KAFKA_CONF_OK ||
         rd_kafka_conf_set(wc, "isolation.level", "read_committed", errstr, errstr_size) !=
             RD_KAFKA_CONF_OK ||
-        rd_kafka_conf_set(wc, "fetch.wait.max.ms", "50", errstr, errstr_size) != RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_set(wc, "fetch.wait.max.ms", "50", errstr, errstr_size) != RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_set(wc, "enable.partition.eof", "true", errstr, errstr_size) !=
+            RD_KAFKA_CONF_OK) {
         rd_kafka_conf_destroy(wc);
         goto fail;
     }
