@@ -64,6 +64,12 @@ static const struct ckey keys[] = {
     {"processing.idle_timeout", C_DURATION, "2s", 0, 3600 * UINT64_C(1000), OFF(idle_timeout_ms), 0,
      "A partition that delivers nothing for this long (wall clock) stops holding the "
      "watermark back, so days still close on quiet inputs (DESIGN.md §4)."},
+    {"processing.cohort_max_wait", C_DURATION, "5m", 0, 24 * 3600 * UINT64_C(1000),
+     OFF(cohort_max_wait_ms), 0,
+     "How long the partners task waits for a day's assessments and cohort partials from every "
+     "customers partition before it evaluates the day without the late ones, with the "
+     "configured fallback baselines, saying so in each alert (MODEL.md §1); 0 waits for ever. "
+     "Below the time a task takes to move after a crash, alerts may differ from backtest."},
     {"processing.max_message_bytes", C_UINT, "1048576", 64, 64 * UINT64_C(1048576),
      OFF(max_message_bytes), 0,
      "Largest input record value accepted; larger ones are dead-lettered."},

@@ -820,7 +820,8 @@ struct pp_metrics *pp_pipeline_metrics(struct pp_pipeline *pl)
          * exported before the first event. */
         pl->m_watermark = pp_metrics_series(pl->f_watermark, NULL);
     }
-    if (pl->m_watermark) {
+    if (pl->m_watermark && st.watermark_ms != INT64_MIN) {
+        /* An instance left without customers tasks keeps its last value. */
         pp_metric_set(pl->m_watermark, (double)st.watermark_ms / 1000.0);
     }
     return pl->metrics;

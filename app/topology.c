@@ -24,6 +24,7 @@
 #include "engine.h"
 #include "palloc.h"
 #include "pipeline.h"
+#include "ptime.h"
 #include "restore.h"
 #include "snapshot.h"
 #include "stage.h"
@@ -93,6 +94,8 @@ struct task {
     int64_t sent_base;
     /* partners */
     int64_t applied_upto;
+    int32_t blocked_day; /* the pending day last seen waiting, and since when */
+    int64_t blocked_since_ms;
     struct pend_day *pend;
     size_t pend_n, pend_cap;
     int64_t last_snap_ms;
@@ -108,10 +111,11 @@ struct pp_topology {
     char cchangelog[PP_CONF_STR_MAX + 32], pchangelog[PP_CONF_STR_MAX + 32];
     char state_dir[PP_CONF_STR_MAX];
     int64_t commit_ms, snapshot_ms;
-    int64_t idle_ms;   /* processing.idle_timeout */
-    int64_t skew_ms;   /* how far an input may run ahead of the slowest (the rings' slack) */
-    int64_t room_ms;   /* how far past a customers task's base an event fits (a day spare) */
-    int64_t oldest_ms; /* the oldest event time any local input delivered; INT64_MAX none */
+    int64_t idle_ms;        /* processing.idle_timeout */
+    int64_t cohort_wait_ms; /* processing.cohort_max_wait; 0 = for ever */
+    int64_t skew_ms;        /* how far an input may run ahead of the slowest (the rings' slack) */
+    int64_t room_ms;        /* how far past a customers task's base an event fits (a day spare) */
+    int64_t oldest_ms;      /* the oldest event time any local input delivered; INT64_MAX none */
     /* Every input's latest tick, from <app>-watermarks (read whole by every
      * instance): the global view the event-time alignment needs. */
     char wmtopic[PP_CONF_STR_MAX + 32];
@@ -149,7 +153,7 @@ struct pp_topology {
     uint8_t *xbuf;
     /* metrics */
     struct pp_metric *m_restored, *m_restoring, *m_commit, *m_tasks[2], *m_last_day;
-    struct pp_metric *m_txn_ok, *m_txn_abort, *m_holds;
+    struct pp_metric *m_txn_ok, *m_txn_abort, *m_holds, *m_fallbacks;
 };
 
 static int64_t mono_ms(void)
@@ -537,6 +541,24 @@ static void on_tick_record(struct pp_topology *t, struct task *k, const rd_kafka
     customers_advance(t, k);
 }
 
+/* Records of evaluated days need not be read again; those of any later day
+ * (end-of-day markers included: a restore forgets them, see
+ * pp_pstage_rewind_sources) must. */
+static void partners_evaluated(struct pp_topology *t, struct task *k, int32_t last)
+{
+    int32_t now = pp_pstage_last_day(k->ps);
+    for (size_t i = 0; now != INT32_MIN && i < k->pend_n;) {
+        if (k->pend[i].day <= now) {
+            k->pend[i] = k->pend[--k->pend_n];
+            continue;
+        }
+        i++;
+    }
+    if (now != last && t->env.day) {
+        t->env.day(now, t->env.opaque);
+    }
+}
+
 static void partners_offer(struct pp_topology *t, struct task *k, const rd_kafka_message_t *rkm)
 {
     struct pp_xrec x;
@@ -548,10 +570,13 @@ static void partners_offer(struct pp_topology *t, struct task *k, const rd_kafka
     int32_t last = pp_pstage_last_day(k->ps);
     bool replay = rkm->offset < k->applied_upto;
     bool ledger = x.kind == PP_XREC_DEAL || x.kind == PP_XREC_REVERSAL;
-    if (ledger ? replay : (last != INT32_MIN && x.day <= last)) {
+    /* A source left behind (partners_wait) rejoins on its end-of-day for
+     * the last evaluated day: the stage must see it. */
+    bool rejoin = x.kind == PP_XREC_EOD && pp_pstage_absent(k->ps) > 0;
+    if (!rejoin && (ledger ? replay : (last != INT32_MIN && x.day <= last))) {
         return; /* already in the restored state */
     }
-    if (!ledger) {
+    if (!ledger && (last == INT32_MIN || x.day > last)) {
         size_t i = 0;
         while (i < k->pend_n && k->pend[i].day != x.day) {
             i++;
@@ -568,19 +593,44 @@ static void partners_offer(struct pp_topology *t, struct task *k, const rd_kafka
         dead_letter(t, rkm, "bad_internal_record", err);
         return;
     }
-    /* Records of evaluated days need not be read again; those of any later
-     * day (end-of-day markers included: a restore forgets them, see
-     * pp_pstage_rewind_sources) must. */
-    int32_t now = pp_pstage_last_day(k->ps);
-    for (size_t i = 0; now != INT32_MIN && i < k->pend_n;) {
-        if (k->pend[i].day <= now) {
-            k->pend[i] = k->pend[--k->pend_n];
+    partners_evaluated(t, k, last);
+}
+
+/* MODEL.md §1's maximum wait: a day that has waited processing.cohort_max_wait
+ * for a customers partition is evaluated without it (fallback baselines; the
+ * alerts say so). Wall clock: a crashed task's partitions normally move and
+ * catch up well within it. */
+static void partners_wait(struct pp_topology *t, int64_t now)
+{
+    for (size_t i = 0; t->cohort_wait_ms > 0 && i < t->task_n; i++) {
+        struct task *k = t->task[i];
+        if (k->kind != TK_PARTNERS || k->restoring) {
             continue;
         }
-        i++;
-    }
-    if (now != last && t->env.day) {
-        t->env.day(now, t->env.opaque);
+        int32_t day = pp_pstage_pending_day(k->ps);
+        if (day == INT32_MIN || day != k->blocked_day) {
+            k->blocked_day = day;
+            k->blocked_since_ms = now;
+            continue;
+        }
+        if (now - k->blocked_since_ms < t->cohort_wait_ms) {
+            continue;
+        }
+        int32_t last = pp_pstage_last_day(k->ps);
+        uint32_t left = pp_pstage_force(k->ps, on_alert_x, k);
+        k->blocked_since_ms = now;
+        if (left == 0) {
+            continue;
+        }
+        char d[16];
+        pp_day_format(day, d, sizeof(d));
+        pp_log(PP_LOG_WARN,
+               "msg=\"cohort wait ran out: day evaluated without late customers partitions, "
+               "fallback baselines\" day=%s partitions_late=%u of=%u waited_ms=%" PRId64,
+               d, left, t->n, t->cohort_wait_ms);
+        pp_metric_add(t->m_fallbacks, 1);
+        t->progress = true;
+        partners_evaluated(t, k, last);
     }
 }
 
@@ -1491,6 +1541,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     poll_watermarks(t);
     release_backpressure(t);
     release_held(t);
+    partners_wait(t, now);
     send_ticks(t, now);
     if (now - t->last_status_ms >= 5000) {
         t->last_status_ms = now;
@@ -1549,6 +1600,12 @@ static void metrics_init(struct pp_topology *t)
                           "Times an input partition was paused for running ahead of the slowest "
                           "input in event time (the customers tasks' rings hold "
                           "model.state_days minus the longest window of skew).",
+                          NULL, 0, NULL, 0),
+        NULL);
+    t->m_fallbacks = pp_metrics_series(
+        pp_metrics_family(m, PP_METRIC_COUNTER, "partnerpulse_cohort_fallbacks_total",
+                          "Days the partners task evaluated without a late customers partition "
+                          "after processing.cohort_max_wait, with the fallback cohort baselines.",
                           NULL, 0, NULL, 0),
         NULL);
     t->m_bp = pp_metrics_series(
@@ -1640,6 +1697,7 @@ struct pp_topology *pp_topology_new(const struct pp_app_conf *conf,
     t->commit_ms = conf->commit_interval_ms;
     t->snapshot_ms = conf->snapshot_interval_ms;
     t->idle_ms = conf->idle_timeout_ms;
+    t->cohort_wait_ms = conf->cohort_max_wait_ms;
     t->xbuf = pp_xmalloc(PP_XREC_MAX_BYTES);
     snprintf(t->app, sizeof(t->app), "%s", conf->application_id);
     snprintf(t->state_dir, sizeof(t->state_dir), "%s", conf->state_dir);

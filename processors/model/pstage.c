@@ -43,6 +43,7 @@ struct pp_pstage *pp_pstage_new(const struct pp_model_conf *conf, uint32_t sourc
     m->sources = sources ? sources : 1;
     m->eod = pp_xcalloc(m->sources, sizeof(int32_t));
     m->eflags = pp_xcalloc(m->sources, 1);
+    m->absent = pp_xcalloc(m->sources, sizeof(bool));
     m->hints = pp_xcalloc((size_t)m->sources * 3, sizeof(struct hint_map));
     for (uint32_t i = 0; i < m->sources; i++) {
         m->eod[i] = NO_DAY;
@@ -103,6 +104,7 @@ void pp_pstage_destroy(struct pp_pstage *m)
     free(m->hints);
     free(m->eod);
     free(m->eflags);
+    free(m->absent);
     free(m->customers);
     free(m->partners);
     free(m->psorted);
@@ -444,6 +446,11 @@ static double base_rate(struct pp_pstage *m, const struct pp_xrec_assess *x, int
 {
     const struct pp_model_conf *cf = &m->conf;
     double mult = x->band == 0 ? cf->onboarding_factor : 1.0;
+    if (m->n_absent > 0) {
+        /* Some customers tasks' partials are missing (MODEL.md §1). */
+        *level = 3;
+        return cf->support_rate_fallback * mult;
+    }
     struct pool ob, mat;
     pools_of(m, x, product, xw, w, day, &ob, &mat);
     if (ob.customers >= cf->cohort_min_customers && ob.active > 0.0) {
@@ -466,7 +473,7 @@ static double cohort_prior(struct pp_pstage *m, const struct pp_xrec_assess *x, 
     struct pool ob, mat;
     pools_of(m, x, product, xw, w, day, &ob, &mat);
     const struct pool *tiers[2] = {&ob, &mat};
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; m->n_absent == 0 && i < 2; i++) {
         const struct pool *pl = tiers[i];
         double num = which == 0 ? pl->esc : pl->pos;
         double den = which == 0 ? pl->opened : pl->resp;
@@ -1173,6 +1180,15 @@ static void emit(struct pp_pstage *m, pp_alert_cb *cb, void *opaque)
                          pa->alert.partner_id, first);
             }
         }
+        if (m->n_absent > 0) {
+            /* The alert says its cohort baselines are the configured
+             * fallbacks (MODEL.md §1). */
+            size_t n = strlen(pa->alert.summary);
+            snprintf(
+                pa->alert.summary + n, sizeof(pa->alert.summary) - n,
+                " [cohort baselines: configured fallbacks, %u of %u customers partitions late]",
+                m->n_absent, m->sources);
+        }
         if (cb) {
             cb(&pa->alert, opaque);
         }
@@ -1476,6 +1492,9 @@ static int32_t horizon(const struct pp_pstage *m)
 {
     int32_t h = INT32_MAX;
     for (uint32_t i = 0; i < m->sources; i++) {
+        if (m->absent[i]) {
+            continue;
+        }
         if (m->eod[i] == NO_DAY) {
             return NO_DAY;
         }
@@ -1530,6 +1549,10 @@ int pp_pstage_offer(struct pp_pstage *m, const struct pp_xrec *x, pp_alert_cb *c
         m->eod[x->source] = x->day;
         m->eflags[x->source] = x->u.eod.flags;
         m->meta_dirty = true;
+        if (m->absent[x->source] && m->last_eval != NO_DAY && x->day >= m->last_eval) {
+            m->absent[x->source] = false; /* caught up: waited for again */
+            m->n_absent--;
+        }
         int rc = 0;
         if (x->u.eod.flags & PP_EOD_EVALUATED) {
             if (m->last_eval != NO_DAY && x->day <= m->last_eval) {
@@ -1589,6 +1612,31 @@ int32_t pp_pstage_pending_day(const struct pp_pstage *m)
 int32_t pp_pstage_last_day(const struct pp_pstage *m)
 {
     return m->last_eval;
+}
+
+uint32_t pp_pstage_force(struct pp_pstage *m, pp_alert_cb *cb, void *opaque)
+{
+    if (m->n_days == 0 || !m->days[0].marked) {
+        return 0; /* nothing any source has evaluated is waiting */
+    }
+    int32_t day = m->days[0].day;
+    uint32_t left = 0;
+    for (uint32_t i = 0; i < m->sources; i++) {
+        if (!m->absent[i] && (m->eod[i] == NO_DAY || m->eod[i] < day)) {
+            m->absent[i] = true;
+            m->n_absent++;
+            left++;
+        }
+    }
+    if (left > 0) {
+        evaluate_ready(m, cb, opaque);
+    }
+    return left;
+}
+
+uint32_t pp_pstage_absent(const struct pp_pstage *m)
+{
+    return m->n_absent;
 }
 
 void pp_pstage_rewind_sources(struct pp_pstage *m)

@@ -258,6 +258,17 @@ int32_t pp_pstage_last_day(const struct pp_pstage *s); /* INT32_MIN before any *
  * evaluated before all its re-read records are back. */
 void pp_pstage_rewind_sources(struct pp_pstage *s);
 
+/* MODEL.md §1's maximum wait, run out: evaluates the oldest pending day now
+ * without the sources that have not closed it (cb as in pp_pstage_offer).
+ * Those are left behind: not waited for until their end-of-day reaches the
+ * last evaluated day again (their records of evaluated days are ignored).
+ * While any source is left behind, cohort baselines are the configured
+ * fallbacks and every alert transition says so in its summary. Returns the
+ * number of sources left behind now (0: nothing to force). */
+uint32_t pp_pstage_force(struct pp_pstage *s, pp_alert_cb *cb, void *opaque);
+/* Sources left behind by pp_pstage_force and not caught up yet. */
+uint32_t pp_pstage_absent(const struct pp_pstage *s);
+
 /* Called after each evaluated day, its alert transitions emitted. */
 typedef void(pp_pstage_day_cb)(const struct pp_pstage *s, int32_t day, void *opaque);
 void pp_pstage_set_day_cb(struct pp_pstage *s, pp_pstage_day_cb *cb, void *opaque);

@@ -304,6 +304,11 @@ struct pp_pstage {
     struct hint_map *hints; /* 3 per source: customers, partners, products */
     int32_t *eod;           /* per source: its newest EOD day, NO_DAY before any */
     uint8_t *eflags;        /* per source: flags of that EOD */
+    /* per source: left behind by pp_pstage_force (MODEL.md §1's maximum
+     * wait): not waited for until its end-of-day reaches the last
+     * evaluated day again. Not state: a restarted stage waits once more. */
+    bool *absent;
+    uint32_t n_absent;
 
     struct pp_idmap *customer_ids;
     struct pcust *customers;

@@ -682,7 +682,12 @@ class Completion:
 
 
 def fmt_s(s: float | None) -> str:
-    return "none" if s is None else (EPOCH + dt.timedelta(seconds=s)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if s is None:
+        return "none"
+    try:
+        return (EPOCH + dt.timedelta(seconds=s)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, ValueError):
+        return f"{s!r} (out of range)"
 
 
 # -------------------------------------------------------------------- state

@@ -443,6 +443,98 @@ static void test_scenarios_noise(void **state)
     }
 }
 
+/* ---- MODEL.md §1's maximum wait: a source left behind ---------------------- */
+
+/* Offers stream s from *cur while its records are of days <= upto (its EOD
+ * for upto included); returns how many the stage ignored (rc 1). */
+static size_t offer_upto(struct pp_pstage *p, const struct stream *s, size_t *cur, int32_t upto,
+                         struct alerts *out)
+{
+    size_t ignored = 0;
+    while (*cur < s->n && s->day[*cur] <= upto) {
+        struct pp_xrec x;
+        char err[128];
+        assert_int_equal(pp_xrec_decode(s->buf + s->off[*cur], s->off[*cur + 1] - s->off[*cur], &x,
+                                        err, sizeof(err)),
+                         0);
+        int rc = pp_pstage_offer(p, &x, collect_alert, out, err, sizeof(err));
+        assert_true(rc == 0 || rc == 1);
+        ignored += rc == 1;
+        (*cur)++;
+    }
+    return ignored;
+}
+
+static void test_force_leaves_source_behind(void **state)
+{
+    (void)state;
+    struct pp_scen_conf sc;
+    pp_scen_conf_defaults(&sc);
+    struct events e = {0};
+    assert_int_equal(pp_scen_generate(&sc, collect_event, &e), 0);
+    struct pp_model_conf conf;
+    scen_conf(&conf);
+    enum { K = 3 };
+    struct pp_cstage *cs[K];
+    struct stream st[K];
+    memset(st, 0, sizeof(st));
+    for (uint32_t j = 0; j < K; j++) {
+        cs[j] = pp_cstage_new(&conf, j, K);
+    }
+    for (size_t i = 0; i < e.n; i++) {
+        uint32_t j = (uint32_t)(pp_hash_str(pp_event_customer_id(&e.ev[i])) % K);
+        pp_cstage_apply(cs[j], &e.ev[i]);
+        for (uint32_t x = 0; x < K; x++) {
+            pp_cstage_advance(cs[x], e.ev[i].occurred_at_ms, on_xrec, &st[x]);
+        }
+    }
+    for (uint32_t x = 0; x < K; x++) {
+        pp_cstage_advance(cs[x], pp_day_to_ms(sc.last_day + 2), on_xrec, &st[x]);
+    }
+    int32_t first = st[2].day[0], d0 = first + 100, d1 = sc.last_day - 60;
+    struct pp_pstage *p = pp_pstage_new(&conf, K);
+    struct alerts out = {0};
+    size_t cur[K] = {0};
+    /* Source 2 stops at d0, the others go on to d1: the stage waits. */
+    offer_upto(p, &st[2], &cur[2], d0, &out);
+    offer_upto(p, &st[0], &cur[0], d1, &out);
+    offer_upto(p, &st[1], &cur[1], d1, &out);
+    assert_int_equal(pp_pstage_last_day(p), d0);
+    assert_int_equal(pp_pstage_absent(p), 0);
+    size_t before = out.n;
+    /* The maximum wait runs out: source 2 is left behind, every day the
+     * others closed is evaluated, and the transitions say why. */
+    assert_int_equal(pp_pstage_force(p, collect_alert, &out), 1);
+    assert_int_equal(pp_pstage_absent(p), 1);
+    assert_int_equal(pp_pstage_last_day(p), d1);
+    assert_int_equal(pp_pstage_pending_day(p), INT32_MIN);
+    assert_true(out.n > before);
+    for (size_t i = before; i < out.n; i++) {
+        assert_non_null(strstr(out.a[i].summary, "cohort baselines: configured fallbacks, 1 of 3"));
+    }
+    assert_int_equal(pp_pstage_force(p, collect_alert, &out), 0); /* nothing pending */
+    /* Source 2 comes back: its records of evaluated days are ignored, its
+     * end-of-day for d1 makes it a member again. */
+    assert_true(offer_upto(p, &st[2], &cur[2], d1, &out) > 0);
+    assert_int_equal(pp_pstage_absent(p), 0);
+    size_t rejoined = out.n;
+    for (uint32_t j = 0; j < K; j++) {
+        offer_upto(p, &st[j], &cur[j], INT32_MAX, &out);
+        assert_int_equal(cur[j], st[j].n);
+    }
+    assert_int_equal(pp_pstage_last_day(p), sc.last_day + 1);
+    for (size_t i = rejoined; i < out.n; i++) {
+        assert_null(strstr(out.a[i].summary, "cohort baselines"));
+    }
+    pp_pstage_destroy(p);
+    for (uint32_t j = 0; j < K; j++) {
+        pp_cstage_destroy(cs[j]);
+        stream_free(&st[j]);
+    }
+    free(out.a);
+    free(e.ev);
+}
+
 /* ---- the wire form ------------------------------------------------------------- */
 
 static size_t enc(const struct pp_xrec *x, uint8_t *buf)
@@ -702,9 +794,13 @@ static void test_offer_refuses(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_xrec_roundtrip),  cmocka_unit_test(test_xrec_malformed),
-        cmocka_unit_test(test_offer_refuses),   cmocka_unit_test(test_scenarios_det),
-        cmocka_unit_test(test_scenarios_noise), cmocka_unit_test(test_scenarios_late),
+        cmocka_unit_test(test_xrec_roundtrip),
+        cmocka_unit_test(test_xrec_malformed),
+        cmocka_unit_test(test_offer_refuses),
+        cmocka_unit_test(test_scenarios_det),
+        cmocka_unit_test(test_scenarios_noise),
+        cmocka_unit_test(test_scenarios_late),
+        cmocka_unit_test(test_force_leaves_source_behind),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
