@@ -170,6 +170,9 @@ static void on_alert(const struct pp_alert *alert, void *opaque)
     pp_log(PP_LOG_INFO, "msg=\"alert transition\" rule=%s partner=%s status=%s alert_id=%s",
            alert->rule_id, alert->partner_id, pp_alert_status_name(alert->status), alert->alert_id);
     if (pp_producer_send_alert(pl->producer, alert, err, sizeof(err)) != 0) {
+        if (pl->topo && pp_topology_txn_refused(pl->topo)) {
+            return; /* the transaction is aborted and the work done again */
+        }
         /* Losing an alert silently is worse than stopping: exit non-zero so
          * the orchestrator restarts us from the last committed offsets. */
         pp_log(PP_LOG_ERROR, "msg=\"cannot queue alert\" alert_id=%s error=\"%s\"", alert->alert_id,
@@ -201,6 +204,9 @@ static void dead_letter(struct pp_pipeline *pl, const rd_kafka_message_t *rkm, c
            reason, dl.topic, (int)rkm->partition, (long long)rkm->offset, detail);
     pp_metric_add(pp_metrics_series(pl->f_dead, &reason), 1);
     if (pp_producer_send_dead_letter(pl->producer, &dl, err, sizeof(err)) != 0) {
+        if (pl->topo && pp_topology_txn_refused(pl->topo)) {
+            return; /* the transaction is aborted and the work done again */
+        }
         pp_log(PP_LOG_ERROR, "msg=\"cannot queue dead letter\" error=\"%s\"", err);
         fail(pl);
     }

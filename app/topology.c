@@ -138,6 +138,7 @@ struct pp_topology {
     struct task *task[MAX_TASKS];
     size_t task_n;
     bool txn_open;
+    bool txn_failed; /* a produce was refused: the transaction must be aborted */
     uint64_t txn_records;
     uint64_t applied; /* events given to the customers tasks (input events, counted once) */
     bool progress;    /* records handled since the last commit */
@@ -420,6 +421,18 @@ static int send_raw(struct pp_topology *t, const char *topic, int32_t partition,
     char err[512];
     if (pp_producer_send_raw(t->env.producer, topic, partition, key, kl, val, vl, hdrs, err,
                              sizeof(err)) != 0) {
+        if (pp_topology_txn_refused(t)) {
+            return -1;
+        }
+        char fe[256];
+        if (rd_kafka_fatal_error(t->prk, fe, sizeof(fe)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            pp_log(PP_LOG_ERROR,
+                   "msg=\"producer fatal error: exiting so the orchestrator restarts us\" "
+                   "error=\"%s\"",
+                   fe);
+            fatal(t, 3);
+            return -1;
+        }
         pp_log(PP_LOG_ERROR, "msg=\"cannot queue record\" error=\"%s\"", err);
         fatal(t, 1);
         return -1;
@@ -1141,15 +1154,55 @@ static int txn_error(struct pp_topology *t, rd_kafka_error_t *e, const char *wha
         return -1;
     }
     t->txn_open = false;
+    t->txn_failed = false;
+    pp_producer_clear_error(t->env.producer);
     pp_metric_add(t->m_txn_abort, 1);
     reset_all(t);
     return -1;
+}
+
+bool pp_topology_txn_refused(struct pp_topology *t)
+{
+    if (!t->eos || !pp_producer_txn_failed(t->env.producer)) {
+        return false;
+    }
+    if (!t->txn_failed) {
+        pp_log(PP_LOG_WARN, "msg=\"transaction failed while producing: aborting it at the next "
+                            "commit and rewinding\"");
+        t->txn_failed = true;
+    }
+    return true;
+}
+
+/* Aborts a transaction whose produce was refused and starts every task over
+ * from the committed offsets. */
+static void abort_failed(struct pp_topology *t)
+{
+    pp_log(PP_LOG_WARN, "msg=\"transaction aborted: rewinding to the committed offsets\" "
+                        "step=produce");
+    rd_kafka_error_t *e = rd_kafka_abort_transaction(t->prk, TXN_TIMEOUT);
+    if (e) {
+        pp_log(PP_LOG_ERROR, "msg=\"abort failed\" error=\"%s\"", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        fatal(t, 3);
+        return;
+    }
+    t->txn_open = false;
+    t->txn_failed = false;
+    pp_producer_clear_error(t->env.producer);
+    pp_metric_add(t->m_txn_abort, 1);
+    reset_all(t);
+    txn_begin(t);
 }
 
 /* Commits the interval's work. Returns 0 when committed. */
 static int commit_now(struct pp_topology *t)
 {
     int64_t t0 = mono_ms();
+    if (t->txn_failed) {
+        abort_failed(t);
+        return -1;
+    }
     flush_changelogs(t);
     rd_kafka_topic_partition_list_t *offs = offsets_now(t);
     int rc = 0;
@@ -1304,6 +1357,13 @@ static void reset_all(struct pp_topology *t)
         rd_kafka_topic_partition_list_destroy(parts);
     }
     for (size_t i = 0; i < t->src_n; i++) {
+        /* A hold was at a record after the committed offset: the input
+         * starts over there, and the alignment decides again (left held, an
+         * input would wait for a record it no longer delivers). */
+        if (t->src[i]->held) {
+            pp_consumer_resume(t->consumer, t->src[i]->topic, t->src[i]->partition);
+            t->src[i]->held = false;
+        }
         /* Its stream time came from records whose forwarding was aborted:
          * a tick must not claim them before they are forwarded again. */
         t->src[i]->next = -1;
@@ -1311,6 +1371,10 @@ static void reset_all(struct pp_topology *t)
         t->src[i]->eof = false;
         t->src[i]->sent = false;
     }
+    for (size_t i = 0; i < t->bp_n; i++) {
+        pp_consumer_resume(t->consumer, t->bp[i].topic, t->bp[i].partition);
+    }
+    t->bp_n = 0;
     for (size_t i = 0; i < t->task_n; i++) {
         struct task *k = t->task[i];
         pp_restore_destroy(k->rs);
@@ -1335,6 +1399,8 @@ static void on_rebalance(const rd_kafka_topic_partition_list_t *parts, int assig
             rd_kafka_error_destroy(e);
         }
         t->txn_open = false;
+        t->txn_failed = false;
+        pp_producer_clear_error(t->env.producer);
     }
     for (int i = 0; i < parts->cnt; i++) {
         const char *topic = parts->elems[i].topic;

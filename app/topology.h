@@ -85,6 +85,11 @@ int pp_topology_set_conf(struct pp_topology *t, const struct pp_app_conf *conf, 
                          size_t errstr_size);
 
 struct pp_consumer *pp_topology_consumer(struct pp_topology *t);
+/* After a refused produce: true when it was refused because the current
+ * transaction is in an abortable error state (exactly_once). The
+ * transaction is then aborted and every task rewound at the next commit,
+ * so the record is written again; the caller must not stop. */
+bool pp_topology_txn_refused(struct pp_topology *t);
 void pp_topology_refresh_metrics(struct pp_topology *t);
 /* Bytes of model state held by this instance's tasks (their own count). */
 size_t pp_topology_state_bytes(const struct pp_topology *t);

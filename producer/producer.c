@@ -24,6 +24,7 @@ struct pp_producer {
     pp_producer_delivered_cb *on_delivered;
     void *opaque;
     struct pp_producer_stats stats;
+    rd_kafka_resp_err_t last_err; /* of the last failed produce */
 };
 
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
@@ -106,6 +107,9 @@ static rd_kafka_resp_err_t produce_to(struct pp_producer *p, const char *topic, 
         }
         rd_kafka_poll(p->rk, 100);
     }
+    if (err) {
+        p->last_err = err;
+    }
     return err;
 }
 
@@ -132,6 +136,18 @@ int pp_producer_send_raw(struct pp_producer *p, const char *topic, int32_t parti
         return -1;
     }
     return 0;
+}
+
+bool pp_producer_txn_failed(const struct pp_producer *p)
+{
+    /* librdkafka refuses every produce once the current transaction is in
+     * an abortable error state, until it is aborted. */
+    return p->last_err == RD_KAFKA_RESP_ERR__STATE;
+}
+
+void pp_producer_clear_error(struct pp_producer *p)
+{
+    p->last_err = RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
 rd_kafka_t *pp_producer_handle(struct pp_producer *p)

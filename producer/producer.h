@@ -10,6 +10,7 @@
 #ifndef PP_PRODUCER_H
 #define PP_PRODUCER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -67,6 +68,12 @@ int pp_producer_send_dead_letter(struct pp_producer *p, const struct pp_dead_let
 int pp_producer_send_raw(struct pp_producer *p, const char *topic, int32_t partition,
                          const void *key, size_t key_len, const void *value, size_t value_len,
                          rd_kafka_headers_t *hdrs, char *errstr, size_t errstr_size);
+
+/* Whether the last failed produce was refused because the current
+ * transaction is in an abortable error state (the runtime aborts it and
+ * rewinds instead of stopping); pp_producer_clear_error after the abort. */
+bool pp_producer_txn_failed(const struct pp_producer *p);
+void pp_producer_clear_error(struct pp_producer *p);
 
 /* The librdkafka handle (transactions are driven by the runtime). */
 rd_kafka_t *pp_producer_handle(struct pp_producer *p);

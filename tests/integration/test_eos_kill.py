@@ -43,7 +43,8 @@ transitions up to the last day the service can close (printed as `closable_throu
 
 Environment (on top of conftest's): PP_KILL_SEED (int) fixes the seed; PP_KILL_ROUNDS
 (default 6) is the number of chaos rounds; PP_EOS_FEED_SECONDS (default 4 s per round) how
-long the chaos run's feed takes; PP_EOS_KEY=customer_id and PP_EOS_SPREAD=0 key
+long the chaos run's feed takes; PP_EOS_LOG_LEVEL (default info) is the instances' log level
+(debug adds the runtime's status line every 5 s); PP_EOS_KEY=customer_id and PP_EOS_SPREAD=0 key
 and route the input like `generate --kafka` (diagnosis only). Runtime keys
 (processing.guarantee: exactly_once, commit_interval 100ms, state.dir) are written only when
 the binary knows them (`config-reference`); otherwise the at-least-once pipeline runs and
@@ -430,7 +431,7 @@ def render_eos_config(*, application_id: str, topics: RunTopics, bootstrap: str,
         f"  dlq: {topics.dlq}\n"
         "processing:\n" + processing + state +
         "rules:\n  engine: model\n"
-        "log:\n  level: info\n"
+        f"log:\n  level: {os.environ.get('PP_EOS_LOG_LEVEL', 'info')}\n"
         "http:\n  listen: 127.0.0.1:0\n"
         "kafka:\n"
         f"  bootstrap.servers: {bootstrap}\n"
