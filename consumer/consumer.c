@@ -110,6 +110,13 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (!cooperative || c->stats.assigned_partitions < 0) {
             c->stats.assigned_partitions = 0;
         }
+        /* librdkafka keeps a partition's pause across a revocation: given
+         * back to this consumer later, it would stay paused with nobody
+         * holding it (an input never read again, the watermark stuck). */
+        rd_kafka_resp_err_t rerr = rd_kafka_resume_partitions(rk, parts);
+        if (rerr && c->on_error) {
+            c->on_error(rerr, "resume of revoked partitions", 0, c->opaque);
+        }
     }
     if (error) {
         if (c->on_error) {
