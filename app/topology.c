@@ -57,12 +57,15 @@ struct source {
     bool eof;
     bool sent, sent_idle;
     int64_t sent_ms;
+    int64_t sent_off;   /* next offset last written to the watermarks topic */
+    int64_t skip_below; /* records below were forwarded already (-2: not looked up) */
 };
 
 struct wm_src {
     char key[300];
     int64_t ms;
     bool idle;
+    int64_t off; /* watermarks topic: the input's next offset to forward, -1 unknown */
 };
 
 struct pend_day {
@@ -94,6 +97,9 @@ struct task {
     int64_t sent_base;
     /* partners */
     int64_t applied_upto;
+    /* customers: the input offset the state holds every record below (in the
+     * changelog with it), so a lost committed offset cannot apply twice */
+    int64_t applied_next;
     int32_t blocked_day; /* the pending day last seen waiting, and since when */
     int64_t blocked_since_ms;
     struct pend_day *pend;
@@ -214,6 +220,11 @@ static size_t rt_encode(const struct task *k, char *buf, size_t cap)
         int w = snprintf(buf, cap, "applied\t%" PRId64 "\n", k->applied_upto);
         return w > 0 && (size_t)w < cap ? (size_t)w : 0;
     }
+    int w0 = snprintf(buf, cap, "next\t%" PRId64 "\n", k->applied_next);
+    if (w0 < 0 || (size_t)w0 >= cap) {
+        return 0;
+    }
+    n = (size_t)w0;
     for (size_t i = 0; i < k->wm_n; i++) {
         int w = snprintf(buf + n, cap - n, "wm\t%s\t%" PRId64 "\t%d\n", k->wm[i].key, k->wm[i].ms,
                          k->wm[i].idle ? 1 : 0);
@@ -251,6 +262,7 @@ static void wm_set(struct task *k, const char *key, int64_t ms, bool idle)
     snprintf(w->key, sizeof(w->key), "%s", key);
     w->ms = ms;
     w->idle = idle;
+    w->off = -1;
 }
 
 static int rt_decode(struct task *k, const char *buf, size_t len)
@@ -273,6 +285,10 @@ static int rt_decode(struct task *k, const char *buf, size_t len)
         *f1++ = '\0';
         if (strcmp(line, "applied") == 0) {
             k->applied_upto = strtoll(f1, NULL, 10);
+            continue;
+        }
+        if (strcmp(line, "next") == 0) {
+            k->applied_next = strtoll(f1, NULL, 10);
             continue;
         }
         char *f2 = strchr(f1, '\t');
@@ -322,6 +338,7 @@ static void stage_fresh(struct pp_topology *t, struct task *k)
     k->watermark = INT64_MIN;
     k->sent_base = INT64_MIN;
     k->applied_upto = -1;
+    k->applied_next = -1;
     k->pend_n = 0;
     k->rt_dirty = false;
 }
@@ -714,6 +731,16 @@ static void poll_watermarks(struct pp_topology *t)
                                    .wm_n = base ? t->gtask_n : t->gwm_n,
                                    .wm_cap = base ? t->gtask_cap : t->gwm_cap};
                 wm_set(&tmp, buf, strtoll(f2, NULL, 10), f3[0] == '1');
+                char *f4 = strchr(f3, '\t');
+                for (size_t j = 0; !base && f4 && j < tmp.wm_n; j++) {
+                    if (strcmp(tmp.wm[j].key, buf) == 0) {
+                        int64_t off = strtoll(f4 + 1, NULL, 10);
+                        if (off > tmp.wm[j].off) {
+                            tmp.wm[j].off = off;
+                        }
+                        break;
+                    }
+                }
                 if (base) {
                     t->gtask = tmp.wm;
                     t->gtask_n = tmp.wm_n;
@@ -804,6 +831,22 @@ static void release_backpressure(struct pp_topology *t)
     t->bp_n = 0;
 }
 
+/* The next offset of s that its owners have forwarded, from the watermarks
+ * topic (written in the same transaction as the forwarded records and the
+ * input offsets), -1 unknown. Guards against a committed offset found behind
+ * it: re-forwarding would dead-letter or double-count what was forwarded. */
+static int64_t forwarded_upto(const struct pp_topology *t, const struct source *s)
+{
+    char key[300];
+    snprintf(key, sizeof(key), "%s/%d", s->topic, (int)s->partition);
+    for (size_t j = 0; j < t->gwm_n; j++) {
+        if (strcmp(t->gwm[j].key, key) == 0) {
+            return t->gwm[j].off;
+        }
+    }
+    return -1;
+}
+
 static int on_raw(const rd_kafka_message_t *rkm, void *opaque)
 {
     struct pp_topology *t = opaque;
@@ -831,6 +874,19 @@ static int on_raw(const rd_kafka_message_t *rkm, void *opaque)
         }
         if (k->restoring) {
             return hold_restoring(t, k, rkm);
+        }
+        if (rkm->offset < k->applied_next) {
+            /* Below what the restored state holds: the committed offset of
+             * this partition was behind its changelog (seen after an owner
+             * was killed mid-commit); applying it again would count twice. */
+            if (k->next < 0) {
+                pp_log(PP_LOG_WARN,
+                       "msg=\"input starts below the task's state: skipping what it holds\" "
+                       "task=%s offset=%" PRId64 " state_offset=%" PRId64,
+                       k->name, rkm->offset, k->applied_next);
+            }
+            k->next = rkm->offset + 1;
+            return PP_CONSUMER_DONE;
         }
         size_t hl;
         const char *kind = header(rkm, "pp.kind", &hl);
@@ -905,6 +961,19 @@ static enum pp_consumer_verdict on_event(const struct pp_event *ev, const rd_kaf
             return PP_CONSUMER_HOLD;
         }
     }
+    if (s->skip_below == -2) {
+        s->skip_below = forwarded_upto(t, s);
+        if (s->skip_below > rkm->offset) {
+            pp_log(PP_LOG_WARN,
+                   "msg=\"input starts below what was forwarded: skipping it\" topic=%s "
+                   "partition=%d offset=%" PRId64 " forwarded_to=%" PRId64,
+                   topic, (int)rkm->partition, rkm->offset, s->skip_below);
+        }
+    }
+    if (rkm->offset < s->skip_below) {
+        s->next = rkm->offset + 1;
+        return PP_CONSUMER_DONE;
+    }
     const char *cust = pp_event_customer_id(ev);
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(1);
     rd_kafka_header_add(hdrs, "pp.src", -1, topic, -1);
@@ -971,7 +1040,8 @@ static void send_ticks(struct pp_topology *t, int64_t now)
         struct source *s = t->src[i];
         /* a held (paused) input has records waiting: never idle */
         bool idle = s->eof && !s->held && now - s->quiet_since_ms >= idle_ms;
-        if (s->sent && s->sent_ms == s->stream_ms && s->sent_idle == idle) {
+        bool tick = !s->sent || s->sent_ms != s->stream_ms || s->sent_idle != idle;
+        if (!tick && (s->next < 0 || s->next == s->sent_off)) {
             continue;
         }
         if (s->stream_ms == INT64_MIN && !idle) {
@@ -984,16 +1054,22 @@ static void send_ticks(struct pp_topology *t, int64_t now)
         char key[300], val[400];
         snprintf(key, sizeof(key), "%s/%d", s->topic, (int)s->partition);
         int n = snprintf(val, sizeof(val), "%s\t%" PRId64 "\t%d", key, s->stream_ms, idle ? 1 : 0);
-        for (uint32_t p = 0; p < t->n; p++) {
+        for (uint32_t p = 0; tick && p < t->n; p++) {
             rd_kafka_headers_t *hdrs = rd_kafka_headers_new(1);
             rd_kafka_header_add(hdrs, "pp.kind", -1, "wm", 2);
             if (send_raw(t, t->repart, (int32_t)p, NULL, 0, val, (size_t)n, hdrs) != 0) {
                 return;
             }
         }
-        /* the same tick for every instance's alignment (same transaction) */
-        if (send_raw(t, t->wmtopic, 0, key, strlen(key), val, (size_t)n, NULL) != 0) {
+        /* The same tick for every instance's alignment, with the input's
+         * next offset to forward (same transaction as the records and the
+         * input offsets: forwarded_upto). */
+        int n2 = snprintf(val + n, sizeof(val) - (size_t)n, "\t%" PRId64, s->next);
+        if (send_raw(t, t->wmtopic, 0, key, strlen(key), val, (size_t)(n + n2), NULL) != 0) {
             return;
+        }
+        if (s->next >= 0) {
+            s->sent_off = s->next;
         }
         s->sent = true;
         s->sent_ms = s->stream_ms;
@@ -1047,6 +1123,10 @@ static void flush_changelogs(struct pp_topology *t)
              * task in the same transaction as the state holding them. */
             pp_cstage_drain(k->cs, emit_x, k);
             pp_cstage_flush_dirty(k->cs, flush_cb, &f);
+            if (k->next > k->applied_next) {
+                k->applied_next = k->next;
+                k->rt_dirty = true;
+            }
         }
         else {
             pp_pstage_flush_dirty(k->ps, flush_cb, &f);
@@ -1370,6 +1450,7 @@ static void reset_all(struct pp_topology *t)
         t->src[i]->stream_ms = INT64_MIN;
         t->src[i]->eof = false;
         t->src[i]->sent = false;
+        t->src[i]->skip_below = -2; /* looked up again at the first record */
     }
     for (size_t i = 0; i < t->bp_n; i++) {
         pp_consumer_resume(t->consumer, t->bp[i].topic, t->bp[i].partition);
@@ -1428,6 +1509,8 @@ static void on_rebalance(const rd_kafka_topic_partition_list_t *parts, int assig
                 s->partition = p;
                 s->next = -1;
                 s->stream_ms = INT64_MIN;
+                s->sent_off = -1;
+                s->skip_below = -2;
                 t->src[t->src_n++] = s;
             }
             continue;
