@@ -164,10 +164,36 @@ int pp_conf_layout_check(const struct pp_model_conf *old, const struct pp_model_
 
 /* ---- construction ----------------------------------------------------------- */
 
+/* A narrow customer's block: what a customer holds until a value needs more. */
 static size_t customer_block_bytes(const struct pp_cstage *s)
 {
-    return s->w.nwin * sizeof(struct wsum) +
-           s->w.width * (sizeof(uint32_t) + sizeof(uint16_t) + 4 * sizeof(uint8_t));
+    return pp_cust_blk_bytes(&s->w, false);
+}
+
+static size_t cons_block_bytes(const struct pp_cstage *s)
+{
+    return s->w.nwin * sizeof(double) + s->w.width * sizeof(float);
+}
+
+void pp_cust_widen(const struct pp_windows *w, struct customer *c)
+{
+    if (c->wide) {
+        return;
+    }
+    char *blk = pp_xmalloc(pp_cust_blk_bytes(w, true));
+    size_t sums = w->nwin * sizeof(struct wsum);
+    memcpy(blk, c->blk, sums);
+    uint32_t *active = (uint32_t *)(void *)(blk + sums);
+    uint16_t *wt = (uint16_t *)(void *)(active + w->width);
+    uint8_t *cnt = (uint8_t *)(wt + w->width);
+    for (uint32_t i = 0; i < w->width; i++) {
+        active[i] = cust_active(w, c, i);
+        wt[i] = (uint16_t)cust_wt(w, c, i);
+    }
+    memcpy(cnt, cust_cnt(w, c, 0), (size_t)w->width * 4);
+    free(c->blk);
+    c->blk = blk;
+    c->wide = true;
 }
 
 struct pp_cstage *pp_cstage_new(const struct pp_model_conf *conf, uint32_t source, uint32_t sources)
@@ -217,8 +243,8 @@ void pp_cstage_destroy(struct pp_cstage *s)
     uint32_t nc = pp_idmap_count(s->customer_ids);
     for (uint32_t i = 0; i < nc; i++) {
         struct customer *c = &s->customers[i];
-        free(c->sums);
-        free(c->cons);
+        free(c->blk);
+        free(c->cblk);
         free(c->tr);
         free(c->links);
         free(c->keys);
@@ -269,14 +295,11 @@ void pp_cstage_customer_init(struct pp_cstage *s, uint32_t idx)
     }
     struct customer *c = &s->customers[idx];
     memset(c, 0, sizeof(*c));
-    /* One block: window sums, then the rings (struct of arrays). */
-    char *blk = pp_xcalloc(1, customer_block_bytes(s));
-    c->sums = (struct wsum *)(void *)blk;
-    c->active = (uint32_t *)(void *)(blk + s->w.nwin * sizeof(struct wsum));
-    c->wt = (uint16_t *)(void *)(c->active + s->w.width);
-    c->cnt = (uint8_t *)(void *)(c->wt + s->w.width);
+    /* One block: window sums, then the rings (struct of arrays), narrow
+     * until a value needs more (struct customer). */
+    c->blk = pp_xcalloc(1, customer_block_bytes(s));
     for (uint32_t i = 0; i < s->w.width; i++) {
-        c->active[i] = NO_ACTIVE;
+        cust_set_active(&s->w, c, i, NO_ACTIVE);
     }
     c->last_snap_day = NO_DAY;
     c->first_snap_day = NO_DAY;
@@ -764,15 +787,16 @@ static void apply_consumption(struct pp_cstage *s, const struct pp_consumption *
     uint32_t sl = slot_of(s, day);
     uint32_t active = cs->licenses_active > 0 ? (uint32_t)cs->licenses_active : 0;
     /* Two snapshots for one day: the larger wins, whatever the order. */
-    if (c->active[sl] == NO_ACTIVE || active > c->active[sl]) {
-        c->active[sl] = active;
+    uint32_t had = cust_active(&s->w, c, sl);
+    if (had == NO_ACTIVE || active > had) {
+        cust_set_active(&s->w, c, sl, active);
     }
     ent_remember(c, day, cs->licenses_entitled > 0 ? (uint32_t)cs->licenses_entitled : 0);
     if (cs->has_consumption_units && cs->consumption_units > 0.0) {
-        if (c->cons == NULL) {
-            c->cons = pp_xcalloc(s->w.width, sizeof(float));
+        if (c->cblk == NULL) {
+            c->cblk = pp_xcalloc(1, cons_block_bytes(s));
         }
-        c->cons[sl] += (float)cs->consumption_units;
+        cust_cons(&s->w, c)[sl] += (float)cs->consumption_units;
         if (c->first_cons_day == NO_DAY || day < c->first_cons_day) {
             c->first_cons_day = day;
         }
@@ -792,15 +816,16 @@ static void apply_support(struct pp_cstage *s, const struct pp_support *sp, int3
         c->product = product_intern(s, sp->product_id);
     }
     uint32_t sl = slot_of(s, day);
-    uint8_t *cnt = &c->cnt[sl * 4];
+    uint8_t *cnt = cust_cnt(&s->w, c, sl);
     switch (sp->event_type) {
     case PP_TICKET_OPENED:
         cnt[0] = inc8(cnt[0]);
         if (!sp->has_vendor_incident_id) {
             int sev = sp->severity >= 1 && sp->severity <= 4 ? sp->severity : 3;
             uint32_t w = (uint32_t)lround(s->conf.sev_weight[sev - 1]);
-            uint32_t v = c->wt[sl] + w;
-            c->wt[sl] = (uint16_t)(v > UINT16_MAX ? UINT16_MAX : v);
+            /* Last: widening moves the block `cnt` points into. */
+            uint32_t v = cust_wt(&s->w, c, sl) + w;
+            cust_set_wt(&s->w, c, sl, v > UINT16_MAX ? UINT16_MAX : v);
         }
         break;
     case PP_TICKET_ESCALATED:
@@ -1052,7 +1077,7 @@ static float upre_of(const struct pp_cstage *s, const struct customer *c, const 
         c->first_snap_day > pre) {
         return -1.0f; /* no pre-deal snapshot: not a qualifying add-on */
     }
-    uint32_t a = c->active[slot_of(s, pre)];
+    uint32_t a = cust_active(&s->w, c, slot_of(s, pre));
     if (a == NO_ACTIVE) {
         return -1.0f;
     }
@@ -1072,13 +1097,13 @@ static double b0_of(const struct pp_cstage *s, const struct customer *c, const s
                     int32_t day)
 {
     int32_t from = t->close - (int32_t)s->conf.oversize_pre_days;
-    if (c->cons == NULL || c->first_cons_day == NO_DAY || c->first_cons_day > from ||
+    if (c->cblk == NULL || c->first_cons_day == NO_DAY || c->first_cons_day > from ||
         (int64_t)from < (int64_t)day - s->w.span) {
         return -1.0; /* a new consumer: OVERSIZE is null */
     }
     double sum = 0.0;
     for (int32_t d = from; d < t->close; d++) {
-        sum += c->cons[slot_of(s, d)];
+        sum += cust_cons(&s->w, c)[slot_of(s, d)];
     }
     double b0 = sum / (double)s->conf.oversize_pre_days;
     return b0 > 0.0 ? b0 : -1.0;
@@ -1122,31 +1147,37 @@ static void credit_shares(const struct pp_cstage *s, struct customer *c, const s
 static void finalize_customer(struct pp_cstage *s, struct customer *c, int32_t day, bool pool)
 {
     uint32_t sl = slot_of(s, day);
-    if (c->active[sl] == NO_ACTIVE) {
-        c->active[sl] = c->last_snap_day != NO_DAY ? c->last_active : 0; /* carried forward */
+    uint32_t act = cust_active(&s->w, c, sl);
+    if (act == NO_ACTIVE) {
+        act = c->last_snap_day != NO_DAY ? c->last_active : 0; /* carried forward */
+        cust_set_active(&s->w, c, sl, act);
     }
     else {
-        c->last_active = c->active[sl];
+        c->last_active = act;
         c->last_snap_day = day;
         if (c->first_snap_day == NO_DAY) {
             c->first_snap_day = day;
         }
     }
-    const uint8_t *cnt = &c->cnt[sl * 4];
-    float cons = c->cons ? c->cons[sl] : 0.0f;
+    const uint8_t *cnt = cust_cnt(&s->w, c, sl);
+    uint32_t wt = cust_wt(&s->w, c, sl);
+    const float *cring = c->cblk ? cust_cons(&s->w, c) : NULL;
+    float cons = cring ? cring[sl] : 0.0f;
+    struct wsum *sums = cust_sums(&s->w, c);
     for (uint32_t w = 0; w < s->w.nwin; w++) {
-        struct wsum *ws = &c->sums[w];
+        struct wsum *ws = &sums[w];
         uint32_t os = slot_of(s, day - (int32_t)s->w.win[w]);
-        uint32_t old_active = c->active[os] == NO_ACTIVE ? 0 : c->active[os];
-        const uint8_t *ocnt = &c->cnt[os * 4];
-        ws->active += (uint64_t)c->active[sl] - old_active;
-        ws->wt += (uint32_t)c->wt[sl] - c->wt[os];
+        uint32_t oa = cust_active(&s->w, c, os);
+        uint32_t old_active = oa == NO_ACTIVE ? 0 : oa;
+        const uint8_t *ocnt = cust_cnt(&s->w, c, os);
+        ws->active += (uint64_t)act - old_active;
+        ws->wt += wt - cust_wt(&s->w, c, os);
         ws->opened += (uint32_t)cnt[0] - ocnt[0];
         ws->esc += (uint32_t)cnt[1] - ocnt[1];
         ws->resp += (uint32_t)cnt[2] - ocnt[2];
         ws->pos += (uint32_t)cnt[3] - ocnt[3];
-        if (c->cons) {
-            ws->cons += (double)cons - (double)c->cons[os];
+        if (cring) {
+            c->cblk[w] += (double)cons - (double)cring[os];
         }
     }
     c->cons_cum += cons;
@@ -1182,8 +1213,8 @@ static void finalize_customer(struct pp_cstage *s, struct customer *c, int32_t d
             if (isnan(t->commit_base) && t->start <= day) {
                 double recent = 0.0;
                 int32_t lo = max_i32(t->start, day - (int32_t)s->w.span + 1);
-                for (int32_t d = lo; c->cons && d <= day; d++) {
-                    recent += c->cons[slot_of(s, d)];
+                for (int32_t d = lo; c->cblk && d <= day; d++) {
+                    recent += cust_cons(&s->w, c)[slot_of(s, d)];
                 }
                 t->commit_base = c->cons_cum - recent;
             }
@@ -1219,8 +1250,8 @@ static void finalize_customer(struct pp_cstage *s, struct customer *c, int32_t d
     }
     if (pool && c->product >= 0 && c->band >= 0) {
         struct cpart_int *cp = &s->today[(size_t)c->product * N_BANDS + (size_t)c->band];
-        cp->wt += c->wt[sl];
-        cp->active += c->active[sl];
+        cp->wt += wt;
+        cp->active += act;
         cp->opened += cnt[0];
         cp->esc += cnt[1];
         cp->resp += cnt[2];
@@ -1229,11 +1260,11 @@ static void finalize_customer(struct pp_cstage *s, struct customer *c, int32_t d
     }
     /* The oldest slot the evaluation reads is now free for a future day. */
     uint32_t fs = slot_of(s, day - (int32_t)s->w.span);
-    c->active[fs] = NO_ACTIVE;
-    c->wt[fs] = 0;
-    memset(&c->cnt[fs * 4], 0, 4);
-    if (c->cons) {
-        c->cons[fs] = 0.0f;
+    cust_set_active(&s->w, c, fs, NO_ACTIVE);
+    cust_set_wt(&s->w, c, fs, 0);
+    memset(cust_cnt(&s->w, c, fs), 0, 4);
+    if (c->cblk) {
+        cust_cons(&s->w, c)[fs] = 0.0f;
     }
     c->done = day;
 }
@@ -1267,7 +1298,7 @@ static void own_since(const struct pp_cstage *s, const struct customer *c, uint3
 {
     int32_t from = day - (int32_t)s->w.win[w] + 1;
     if (since == NO_DAY || since <= from) {
-        const struct wsum *ws = &c->sums[w];
+        const struct wsum *ws = &cust_sums(&s->w, c)[w];
         out->active = ws->active;
         out->wt = ws->wt;
         out->opened = ws->opened;
@@ -1281,9 +1312,10 @@ static void own_since(const struct pp_cstage *s, const struct customer *c, uint3
     uint32_t wt = 0, opened = 0, esc = 0, resp = 0, pos = 0;
     for (int32_t d = since; d <= day; d++) {
         uint32_t sl = slot_of(s, d);
-        const uint8_t *cnt = &c->cnt[sl * 4];
-        active += c->active[sl] == NO_ACTIVE ? 0 : c->active[sl];
-        wt += c->wt[sl];
+        const uint8_t *cnt = cust_cnt(&s->w, c, sl);
+        uint32_t a = cust_active(&s->w, c, sl);
+        active += a == NO_ACTIVE ? 0 : a;
+        wt += cust_wt(&s->w, c, sl);
         opened += cnt[0];
         esc += cnt[1];
         resp += cnt[2];
@@ -1350,7 +1382,7 @@ static void customer_facts(const struct pp_cstage *s, const struct customer *c, 
                 ent += tranche_seatdays(s, &c->tr[i], sp, i, from, day, false);
             }
         }
-        double act = (double)c->sums[wa[k]].active;
+        double act = (double)cust_sums(&s->w, c)[wa[k]].active;
         xsig_set(&x->shelf[k], pp_sig_shelf(cf, exp, act, entitled, aged, snap_age));
         if (k == 0) {
             x->exp_util0 = ent > 0.0 ? exp / ent : NAN;
@@ -1448,7 +1480,7 @@ static bool pxc_facts(const struct pp_cstage *s, const struct customer *c, int32
             if (!isnan(t->commit_base)) {
                 double cum = c->cons_cum - t->commit_base;
                 for (int k = 0; k < 2; k++) {
-                    double rr = c->sums[wa[k]].cons / (double)s->w.win[wa[k]];
+                    double rr = (c->cblk ? c->cblk[wa[k]] : 0.0) / (double)s->w.win[wa[k]];
                     struct pp_sig g =
                         pp_sig_commit_gap(cf, t->commit_k, cum, rr, t->start, sp->end[i], day);
                     if (g.present && (!gap[k].present || g.risk > gap[k].risk)) {
@@ -1659,10 +1691,11 @@ const struct pp_model_stats *pp_cstage_stats(const struct pp_cstage *s)
     struct pp_model_stats *st = (struct pp_model_stats *)&s->stats;
     size_t bytes = sizeof(*s) + (size_t)PP_MODEL_MAX_PRODUCTS * N_BANDS * sizeof(struct cpart_int);
     uint32_t nc = pp_idmap_count(s->customer_ids);
-    bytes += (size_t)s->customers_cap * sizeof(struct customer) + nc * customer_block_bytes(s);
+    bytes += (size_t)s->customers_cap * sizeof(struct customer);
     for (uint32_t i = 0; i < nc; i++) {
         const struct customer *c = &s->customers[i];
-        bytes += c->cons ? s->w.width * sizeof(float) : 0;
+        bytes += pp_cust_blk_bytes(&s->w, c->wide);
+        bytes += c->cblk ? cons_block_bytes(s) : 0;
         bytes += c->cap_tr * sizeof(struct tranche) + c->cap_links * sizeof(int32_t);
     }
     st->bytes_state = bytes;

@@ -379,25 +379,37 @@ static int key_parse(const uint8_t *key, size_t klen, char *type, char *a, char 
 
 /* ---- customers stage ---------------------------------------------------------- */
 
+/* A customer's ring as w_ring / r_ring see it: its cells are narrow or
+ * wide (struct customer), the record holds the values either way, so the
+ * layout of the record does not depend on it. */
+struct cring {
+    const struct pp_windows *w;
+    struct customer *c;
+};
+
 static uint64_t get_active(const void *ring, uint32_t i)
 {
-    uint32_t v = ((const uint32_t *)ring)[i];
+    const struct cring *r = ring;
+    uint32_t v = cust_active(r->w, r->c, i);
     return v == NO_ACTIVE ? 0 : (uint64_t)v + 1;
 }
 
 static void set_active(void *ring, uint32_t i, uint64_t v)
 {
-    ((uint32_t *)ring)[i] = v == 0 ? NO_ACTIVE : (uint32_t)(v - 1);
+    struct cring *r = ring;
+    cust_set_active(r->w, r->c, i, v == 0 ? NO_ACTIVE : (uint32_t)(v - 1));
 }
 
-static uint64_t get_u16(const void *ring, uint32_t i)
+static uint64_t get_wt(const void *ring, uint32_t i)
 {
-    return ((const uint16_t *)ring)[i];
+    const struct cring *r = ring;
+    return cust_wt(r->w, r->c, i);
 }
 
-static void set_u16(void *ring, uint32_t i, uint64_t v)
+static void set_wt(void *ring, uint32_t i, uint64_t v)
 {
-    ((uint16_t *)ring)[i] = (uint16_t)v;
+    struct cring *r = ring;
+    cust_set_wt(r->w, r->c, i, (uint16_t)v);
 }
 
 static uint64_t get_u8(const void *ring, uint32_t i)
@@ -474,21 +486,22 @@ static void write_customer(const struct pp_cstage *s, const struct customer *c, 
         w_u8(o, t->credit_seats);
     }
     for (uint32_t w = 0; w < s->w.nwin; w++) {
-        const struct wsum *ws = &c->sums[w];
+        const struct wsum *ws = &cust_sums(&s->w, c)[w];
         w_var(o, ws->active);
         w_var(o, ws->wt);
         w_var(o, ws->opened);
         w_var(o, ws->esc);
         w_var(o, ws->resp);
         w_var(o, ws->pos);
-        w_f64(o, ws->cons);
+        w_f64(o, c->cblk ? c->cblk[w] : 0.0);
     }
-    w_ring(o, s->w.width, get_active, c->active);
-    w_ring(o, s->w.width, get_u16, c->wt);
-    w_ring(o, s->w.width * 4, get_u8, c->cnt);
-    w_u8(o, c->cons != NULL);
-    if (c->cons != NULL) {
-        w_ring(o, s->w.width, get_f32bits, c->cons);
+    struct cring cr = {&s->w, (struct customer *)c};
+    w_ring(o, s->w.width, get_active, &cr);
+    w_ring(o, s->w.width, get_wt, &cr);
+    w_ring(o, s->w.width * 4, get_u8, cust_cnt(&s->w, c, 0));
+    w_u8(o, c->cblk != NULL);
+    if (c->cblk != NULL) {
+        w_ring(o, s->w.width, get_f32bits, cust_cons(&s->w, c));
     }
     /* Only the keys dedup still remembers. */
     int32_t forget =
@@ -508,8 +521,8 @@ static void write_customer(const struct pp_cstage *s, const struct customer *c, 
 
 static void customer_free_parts(struct customer *c)
 {
-    free(c->sums);
-    free(c->cons);
+    free(c->blk);
+    free(c->cblk);
     free(c->tr);
     free(c->links);
     free(c->keys);
@@ -611,23 +624,31 @@ static int read_customer(struct pp_cstage *s, const char *id, const uint8_t *val
             r_fail(&r, "deal field out of range");
         }
     }
+    double csum[PP_MODEL_MAX_WINDOWS];
+    bool csum_set = false;
     for (uint32_t w = 0; w < s->w.nwin; w++) {
-        struct wsum *ws = &c->sums[w];
+        struct wsum *ws = &cust_sums(&s->w, c)[w];
         ws->active = r_var(&r);
         ws->wt = r_u32(&r, UINT32_MAX);
         ws->opened = r_u32(&r, UINT32_MAX);
         ws->esc = r_u32(&r, UINT32_MAX);
         ws->resp = r_u32(&r, UINT32_MAX);
         ws->pos = r_u32(&r, UINT32_MAX);
-        ws->cons = r_f64(&r);
+        csum[w] = r_f64(&r);
+        csum_set = csum_set || csum[w] != 0.0;
     }
-    r_ring(&r, s->w.width, set_active, c->active);
-    r_ring(&r, s->w.width, set_u16, c->wt);
-    r_ring(&r, s->w.width * 4, set_u8, c->cnt);
+    /* Rings that need wide cells widen the customer as they are read. */
+    struct cring cr = {&s->w, c};
+    r_ring(&r, s->w.width, set_active, &cr);
+    r_ring(&r, s->w.width, set_wt, &cr);
+    r_ring(&r, s->w.width * 4, set_u8, cust_cnt(&s->w, c, 0));
     uint8_t has_cons = r_u8(&r);
+    if (has_cons || csum_set) {
+        c->cblk = pp_xcalloc(1, s->w.nwin * sizeof(double) + s->w.width * sizeof(float));
+        memcpy(c->cblk, csum, s->w.nwin * sizeof(double));
+    }
     if (has_cons) {
-        c->cons = pp_xcalloc(s->w.width, sizeof(float));
-        r_ring(&r, s->w.width, set_f32bits, c->cons);
+        r_ring(&r, s->w.width, set_f32bits, cust_cons(&s->w, c));
     }
     uint32_t nk = r_u32(&r, (uint32_t)(vlen / 9));
     for (uint32_t i = 0; i < nk && !r.err; i++) {

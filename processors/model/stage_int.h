@@ -90,11 +90,11 @@ struct ckey {
     uint64_t key;
 };
 
-/* Sums over one window of finalized days. */
+/* Sums over one window of finalized days (consumption's are in the
+ * customer's consumption block: most customers have none). */
 struct wsum {
     uint64_t active;
     uint32_t wt, opened, esc, resp, pos;
-    double cons;
 };
 
 /* A licences_entitled snapshot of a day not finalized yet (credit_mode 2). */
@@ -103,12 +103,22 @@ struct ent_snap {
     uint32_t val;
 };
 
+/* A customer's window sums and day rings live in one block (cust_* below
+ * read and write them):
+ *
+ *   nwin x struct wsum | active seats, width slots | severity-weighted
+ *   tickets opened, width slots | width x 4 counters (opened, escalated,
+ *   CSAT responses, positives; u8 saturating)
+ *
+ * A ring cell is as narrow as the customer's values allow: active seats in
+ * u16 (UINT16_MAX = no snapshot that day) and weighted tickets in u8 until
+ * one value needs more, then the customer is widened for good to u32
+ * (NO_ACTIVE = no snapshot) and u16 (saturating, as before). Values are the
+ * same either way; only the storage differs (7 instead of 10 bytes a day). */
 struct customer {
-    struct wsum *sums;  /* nwin windows */
-    uint32_t *active;   /* width slots; NO_ACTIVE = no snapshot that day */
-    uint16_t *wt;       /* severity-weighted tickets opened */
-    uint8_t *cnt;       /* 4 per slot: opened, escalated, csat responses, positives */
-    float *cons;        /* consumption units per slot; NULL until the first */
+    char *blk;          /* window sums and rings, see above */
+    double *cblk;       /* consumption: nwin window sums, then width floats
+                           (units per slot); NULL until the first */
     double cons_cum;    /* all finalized consumption */
     struct tranche *tr; /* sorted by (close, deal) */
     int32_t *links;     /* partner (stage-local index) of each link, in link order */
@@ -135,7 +145,89 @@ struct customer {
     int8_t band;     /* today's age band, -1 none */
     uint8_t n_tr, n_links, cap_tr, cap_links;
     bool dirty; /* changed since the last flush_dirty */
+    bool wide;  /* the rings' cells are u32 / u16 (see above) */
 };
+
+/* Bytes of a customer's block of sums and rings. */
+static inline size_t pp_cust_blk_bytes(const struct pp_windows *w, bool wide)
+{
+    return w->nwin * sizeof(struct wsum) + (size_t)w->width * (wide ? 10u : 7u);
+}
+
+static inline struct wsum *cust_sums(const struct pp_windows *w, const struct customer *c)
+{
+    (void)w;
+    return (struct wsum *)(void *)c->blk;
+}
+
+static inline uint32_t cust_active(const struct pp_windows *w, const struct customer *c,
+                                   uint32_t sl)
+{
+    const char *r = c->blk + w->nwin * sizeof(struct wsum);
+    if (c->wide) {
+        return ((const uint32_t *)(const void *)r)[sl];
+    }
+    uint16_t v = ((const uint16_t *)(const void *)r)[sl];
+    return v == UINT16_MAX ? NO_ACTIVE : v;
+}
+
+static inline uint32_t cust_wt(const struct pp_windows *w, const struct customer *c, uint32_t sl)
+{
+    const char *r = c->blk + w->nwin * sizeof(struct wsum) + (size_t)w->width * (c->wide ? 4 : 2);
+    if (c->wide) {
+        return ((const uint16_t *)(const void *)r)[sl];
+    }
+    return ((const uint8_t *)r)[sl];
+}
+
+/* The 4 counters of slot sl. */
+static inline uint8_t *cust_cnt(const struct pp_windows *w, const struct customer *c, uint32_t sl)
+{
+    return (uint8_t *)c->blk + w->nwin * sizeof(struct wsum) +
+           (size_t)w->width * (c->wide ? 6 : 3) + (size_t)sl * 4;
+}
+
+/* The consumption ring (width floats, units per slot); only for a customer
+ * with a consumption block. */
+static inline float *cust_cons(const struct pp_windows *w, const struct customer *c)
+{
+    return (float *)(void *)(c->cblk + w->nwin);
+}
+
+/* Widens the customer's cells (see struct customer); values unchanged. */
+void pp_cust_widen(const struct pp_windows *w, struct customer *c);
+
+/* Active seats of slot sl (NO_ACTIVE: no snapshot), widening when needed. */
+static inline void cust_set_active(const struct pp_windows *w, struct customer *c, uint32_t sl,
+                                   uint32_t v)
+{
+    if (!c->wide && v != NO_ACTIVE && v >= UINT16_MAX) {
+        pp_cust_widen(w, c);
+    }
+    char *r = c->blk + w->nwin * sizeof(struct wsum);
+    if (c->wide) {
+        ((uint32_t *)(void *)r)[sl] = v;
+    }
+    else {
+        ((uint16_t *)(void *)r)[sl] = v == NO_ACTIVE ? UINT16_MAX : (uint16_t)v;
+    }
+}
+
+/* Weighted tickets of slot sl (<= UINT16_MAX), widening when needed. */
+static inline void cust_set_wt(const struct pp_windows *w, struct customer *c, uint32_t sl,
+                               uint32_t v)
+{
+    if (!c->wide && v > UINT8_MAX) {
+        pp_cust_widen(w, c);
+    }
+    char *r = c->blk + w->nwin * sizeof(struct wsum) + (size_t)w->width * (c->wide ? 4 : 2);
+    if (c->wide) {
+        ((uint16_t *)(void *)r)[sl] = (uint16_t)v;
+    }
+    else {
+        ((uint8_t *)r)[sl] = (uint8_t)v;
+    }
+}
 
 struct cpart_int {
     uint64_t wt, active, opened, esc, resp, pos;
