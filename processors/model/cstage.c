@@ -275,7 +275,7 @@ static uint32_t slot_of(const struct pp_cstage *s, int32_t day)
 static void customer_touch(struct pp_cstage *s, uint32_t ci)
 {
     struct customer *c = &s->customers[ci];
-    if (c->dirty) {
+    if (c->dirty || s->ephemeral) {
         return;
     }
     c->dirty = true;
@@ -463,8 +463,16 @@ void pp_cstage_keys_handout(struct pp_cstage *s)
             }
             pp_ckey_add(keys, n, cap, dd->day, e->key);
         }
-        dd->handed = dd->n_log;
+        /* Handed entries are never read again: the log restarts, so it holds
+         * the events since the last write, not the whole day's. */
+        dd->n_log = 0;
+        dd->handed = 0;
     }
+}
+
+void pp_cstage_set_ephemeral(struct pp_cstage *s, bool on)
+{
+    s->ephemeral = on;
 }
 
 /* Restore: a remembered key goes back into its day's set. */
@@ -907,7 +915,7 @@ enum pp_apply_result pp_cstage_apply(struct pp_cstage *s, const struct pp_event 
      * record), so that a restored stage still refuses the duplicate: logged
      * here, handed to the customer when state is written. */
     struct dedup_day *dd = &s->dedup[slot_of(s, day)];
-    if (dd->day == day) {
+    if (dd->day == day && !s->ephemeral) {
         if (dd->n_log == dd->cap_log) {
             dd->cap_log = dd->cap_log ? dd->cap_log * 2 : 64;
             dd->log = pp_xrealloc(dd->log, dd->cap_log * sizeof(*dd->log));

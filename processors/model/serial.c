@@ -713,8 +713,18 @@ static void emit_customer(const struct pp_cstage *s, uint32_t ci, struct out *k,
     cb(k->p, k->n, v->p, v->n, opaque);
 }
 
+/* A bug, not bad input: the caller made the stage ephemeral. */
+static void not_ephemeral(const struct pp_cstage *s)
+{
+    if (s->ephemeral) {
+        fprintf(stderr, "level=fatal msg=\"customers stage written but made ephemeral\"\n");
+        abort();
+    }
+}
+
 void pp_cstage_dump(const struct pp_cstage *s, pp_kv_cb *cb, void *opaque)
 {
+    not_ephemeral(s);
     /* Handing the dedup log out to the key lists changes where the keys
      * are kept, not what the stage holds. */
     pp_cstage_keys_handout((struct pp_cstage *)s);
@@ -733,6 +743,7 @@ void pp_cstage_dump(const struct pp_cstage *s, pp_kv_cb *cb, void *opaque)
 
 void pp_cstage_flush_dirty(struct pp_cstage *s, pp_kv_cb *cb, void *opaque)
 {
+    not_ephemeral(s);
     pp_cstage_keys_handout(s);
     /* Only customers an event changed: a closed day changes every customer's
      * rings, but replaying it from the older record is exact (settle), so
@@ -1050,6 +1061,7 @@ static int read_product(struct pp_pstage *m, const char *id, const uint8_t *val,
             return -1;
         }
         p = pp_idmap_intern(m->product_ids, id, NULL);
+        pp_pstage_cohort_fit(m);
     }
     for (int b = 0; b < N_BANDS; b++) {
         for (uint32_t sl = 0; sl < m->w.width; sl++) {

@@ -285,6 +285,7 @@ struct pp_cstage {
     uint32_t *dirty_list; /* customers changed since the last flush */
     uint32_t n_dirty, cap_dirty;
     bool meta_dirty;
+    bool ephemeral; /* never written: no dedup log, no dirty list (pp_model) */
 
     struct pp_model_stats stats;
 };
@@ -408,8 +409,9 @@ struct pp_pstage {
     uint32_t psorted_n;
 
     struct pp_idmap *product_ids;
-    struct cpart *cday; /* [product][band][width] */
-    struct cpart *cwin; /* [product][band][nwin] */
+    struct cpart *cday;       /* [product][band][width] */
+    struct cpart *cwin;       /* [product][band][nwin] */
+    uint32_t cohort_products; /* products cday and cwin hold rows for */
 
     int32_t last_eval;
     int32_t first_reversal_day;
@@ -447,6 +449,12 @@ struct pp_pstage {
  * middle of a day would persist half of it. */
 void pp_pstage_set_stream(struct pp_pstage *s, bool on);
 
+/* pp_model's customers stage is never written (no changelog, no snapshot):
+ * it keeps neither the dedup log nor the dirty list, which only serve the
+ * writes — at 1M customers that is ~40 bytes per event of the remembered
+ * days. pp_cstage_flush_dirty and pp_cstage_dump abort on such a stage. */
+void pp_cstage_set_ephemeral(struct pp_cstage *s, bool on);
+
 /* Appends a dedup key to a list (the customer's or the orphans'). */
 void pp_ckey_add(struct ckey **keys, uint32_t *n, uint32_t *cap, int32_t day, uint64_t key);
 bool pp_dedup_put(struct dedup_day *dd, uint64_t key);
@@ -463,6 +471,8 @@ void pp_cstage_settle(struct pp_cstage *s);
 /* Hands the dedup logs' new entries to the customers' and orphans' lists. */
 void pp_cstage_keys_handout(struct pp_cstage *s);
 void pp_pstage_partner_init(struct pp_pstage *m, uint32_t idx);
+/* Grows the cohort tables to every product the stage has interned. */
+void pp_pstage_cohort_fit(struct pp_pstage *m);
 void pp_pstage_customer_init(struct pp_pstage *m, uint32_t idx);
 int pp_pstage_pair_get(struct pp_pstage *m, uint32_t ci, int32_t pi, bool create);
 
