@@ -289,8 +289,11 @@ static void customer_touch(struct pp_cstage *s, uint32_t ci)
 /* A fresh customer record at index idx (used by restore too). */
 void pp_cstage_customer_init(struct pp_cstage *s, uint32_t idx)
 {
-    while (idx >= s->customers_cap) {
-        s->customers_cap = s->customers_cap ? s->customers_cap * 2 : 64;
+    if (idx >= s->customers_cap) {
+        /* Grown by a quarter, not doubled: the slack of a large table is
+         * memory held for nobody (at most 25 % here, 50 % on average when
+         * doubling); a customer is created once, the copies are rare. */
+        s->customers_cap = pp_grow_cap(s->customers_cap, idx);
         s->customers = pp_xrealloc(s->customers, s->customers_cap * sizeof(*s->customers));
     }
     struct customer *c = &s->customers[idx];

@@ -175,8 +175,8 @@ static uint32_t partner_intern(struct pp_pstage *m, const char *id)
 /* A fresh customer (its pairs) at index idx (used by restore too). */
 void pp_pstage_customer_init(struct pp_pstage *m, uint32_t idx)
 {
-    while (idx >= m->customers_cap) {
-        m->customers_cap = m->customers_cap ? m->customers_cap * 2 : 64;
+    if (idx >= m->customers_cap) {
+        m->customers_cap = pp_grow_cap(m->customers_cap, idx); /* as the customers stage */
         m->customers = pp_xrealloc(m->customers, m->customers_cap * sizeof(*m->customers));
     }
     memset(&m->customers[idx], 0, sizeof(m->customers[idx]));

@@ -53,6 +53,17 @@ static inline uint32_t pp_slot_of(uint32_t width, int32_t day)
     return (uint32_t)(s < 0 ? s + width : s);
 }
 
+/* The next capacity of a per-customer table that must hold index idx:
+ * a quarter more (at least 64, at least idx + 1). */
+static inline uint32_t pp_grow_cap(uint32_t cap, uint32_t idx)
+{
+    uint64_t n = cap < 64 ? 64 : (uint64_t)cap + cap / 4;
+    if (n <= idx) {
+        n = (uint64_t)idx + 1;
+    }
+    return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+
 /* qsort that accepts an empty (NULL) array: C leaves qsort(NULL, 0) undefined. */
 void pp_sort_n(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *));
 
