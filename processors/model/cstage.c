@@ -164,10 +164,10 @@ int pp_conf_layout_check(const struct pp_model_conf *old, const struct pp_model_
 
 /* ---- construction ----------------------------------------------------------- */
 
-/* A narrow customer's block: what a customer holds until a value needs more. */
+/* A new customer's block: narrow cells, sparse support (struct customer). */
 static size_t customer_block_bytes(const struct pp_cstage *s)
 {
-    return pp_cust_blk_bytes(&s->w, false);
+    return pp_cust_blk_bytes(&s->w, false, false);
 }
 
 static size_t cons_block_bytes(const struct pp_cstage *s)
@@ -175,25 +175,44 @@ static size_t cons_block_bytes(const struct pp_cstage *s)
     return s->w.nwin * sizeof(double) + s->w.width * sizeof(float);
 }
 
-void pp_cust_widen(const struct pp_windows *w, struct customer *c)
+void pp_cust_relayout(const struct pp_windows *w, struct customer *c, bool wide, bool dense_sup)
 {
-    if (c->wide) {
+    wide = wide || c->wide;
+    dense_sup = dense_sup || c->dense_sup;
+    for (uint32_t i = 0; dense_sup && !c->dense_sup && i < c->n_sup; i++) {
+        wide = wide || c->sup[i].wt > UINT8_MAX; /* the dense rings' cells must hold it */
+    }
+    if (wide == c->wide && dense_sup == c->dense_sup) {
         return;
     }
-    char *blk = pp_xmalloc(pp_cust_blk_bytes(w, true));
-    size_t sums = w->nwin * sizeof(struct wsum);
-    memcpy(blk, c->blk, sums);
-    uint32_t *active = (uint32_t *)(void *)(blk + sums);
-    uint16_t *wt = (uint16_t *)(void *)(active + w->width);
-    uint8_t *cnt = (uint8_t *)(wt + w->width);
+    struct customer n = *c;
+    n.wide = wide;
+    n.dense_sup = dense_sup;
+    n.blk = pp_xcalloc(1, pp_cust_blk_bytes(w, wide, dense_sup));
+    memcpy(n.blk, c->blk, w->nwin * sizeof(struct wsum));
     for (uint32_t i = 0; i < w->width; i++) {
-        active[i] = cust_active(w, c, i);
-        wt[i] = (uint16_t)cust_wt(w, c, i);
+        cust_set_active(w, &n, i, cust_active(w, c, i));
     }
-    memcpy(cnt, cust_cnt(w, c, 0), (size_t)w->width * 4);
+    if (c->dense_sup) {
+        for (uint32_t i = 0; i < w->width; i++) {
+            cust_set_wt(w, &n, i, cust_wt(w, c, i));
+        }
+        memcpy(cust_cnt(w, &n, 0), cust_cnt(w, c, 0), (size_t)w->width * 4);
+    }
+    else if (dense_sup) {
+        /* The entries' days are distinct slots: they lie within the span
+         * the rings hold (older ones are dropped as their slot is cleared). */
+        for (uint32_t i = 0; i < c->n_sup; i++) {
+            uint32_t sl = pp_slot_of(w->width, c->sup[i].day);
+            cust_set_wt(w, &n, sl, c->sup[i].wt);
+            memcpy(cust_cnt(w, &n, sl), c->sup[i].cnt, 4);
+        }
+        free(n.sup);
+        n.sup = NULL;
+        n.n_sup = n.cap_sup = 0;
+    }
     free(c->blk);
-    c->blk = blk;
-    c->wide = true;
+    *c = n;
 }
 
 struct pp_cstage *pp_cstage_new(const struct pp_model_conf *conf, uint32_t source, uint32_t sources)
@@ -245,6 +264,7 @@ void pp_cstage_destroy(struct pp_cstage *s)
         struct customer *c = &s->customers[i];
         free(c->blk);
         free(c->cblk);
+        free(c->sup);
         free(c->tr);
         free(c->links);
         free(c->keys);
@@ -819,6 +839,36 @@ static uint8_t inc8(uint8_t v)
     return v == UINT8_MAX ? v : (uint8_t)(v + 1);
 }
 
+/* The sparse entry of `day`, made when absent; NULL when the customer's
+ * support is dense (made so here when the list is full). */
+static struct sday *sup_entry(struct pp_cstage *s, struct customer *c, int32_t day)
+{
+    if (c->dense_sup) {
+        return NULL;
+    }
+    uint32_t i = c->n_sup;
+    while (i > 0 && c->sup[i - 1].day > day) {
+        i--;
+    }
+    if (i > 0 && c->sup[i - 1].day == day) {
+        return &c->sup[i - 1];
+    }
+    if (c->n_sup == PP_SUP_SPARSE_MAX) {
+        pp_cust_relayout(&s->w, c, c->wide, true);
+        return NULL;
+    }
+    if (c->n_sup == c->cap_sup) {
+        uint32_t cap = c->cap_sup ? c->cap_sup * 2u : 2u;
+        c->cap_sup = (uint8_t)(cap > PP_SUP_SPARSE_MAX ? PP_SUP_SPARSE_MAX : cap);
+        c->sup = pp_xrealloc(c->sup, c->cap_sup * sizeof(*c->sup));
+    }
+    memmove(&c->sup[i + 1], &c->sup[i], (c->n_sup - i) * sizeof(*c->sup));
+    memset(&c->sup[i], 0, sizeof(*c->sup));
+    c->sup[i].day = day;
+    c->n_sup++;
+    return &c->sup[i];
+}
+
 static void apply_support(struct pp_cstage *s, const struct pp_support *sp, int32_t day)
 {
     uint32_t ci = customer_intern(s, sp->customer_id);
@@ -826,33 +876,55 @@ static void apply_support(struct pp_cstage *s, const struct pp_support *sp, int3
     if (c->product < 0 && sp->has_product_id) {
         c->product = product_intern(s, sp->product_id);
     }
-    uint32_t sl = slot_of(s, day);
-    uint8_t *cnt = cust_cnt(&s->w, c, sl);
+    /* What the event adds: one to up to two counters, and a weight. */
+    int k1 = -1, k2 = -1;
+    uint32_t w = 0;
     switch (sp->event_type) {
     case PP_TICKET_OPENED:
-        cnt[0] = inc8(cnt[0]);
+        k1 = 0;
         if (!sp->has_vendor_incident_id) {
             int sev = sp->severity >= 1 && sp->severity <= 4 ? sp->severity : 3;
-            uint32_t w = (uint32_t)lround(s->conf.sev_weight[sev - 1]);
-            /* Last: widening moves the block `cnt` points into. */
-            uint32_t v = cust_wt(&s->w, c, sl) + w;
-            cust_set_wt(&s->w, c, sl, v > UINT16_MAX ? UINT16_MAX : v);
+            w = (uint32_t)lround(s->conf.sev_weight[sev - 1]);
         }
         break;
     case PP_TICKET_ESCALATED:
-        cnt[1] = inc8(cnt[1]);
+        k1 = 1;
         break;
     case PP_TICKET_CSAT:
         if (sp->has_csat_score) {
-            cnt[2] = inc8(cnt[2]);
+            k1 = 2;
             if (sp->csat_score >= s->conf.csat_positive_min) {
-                cnt[3] = inc8(cnt[3]);
+                k2 = 3;
             }
         }
         break;
     default:
         s->stats.ignored++;
         break;
+    }
+    if (k1 < 0) {
+        return;
+    }
+    struct sday *e = sup_entry(s, c, day);
+    if (e != NULL) {
+        e->cnt[k1] = inc8(e->cnt[k1]);
+        if (k2 >= 0) {
+            e->cnt[k2] = inc8(e->cnt[k2]);
+        }
+        uint32_t v = e->wt + w;
+        e->wt = (uint16_t)(v > UINT16_MAX ? UINT16_MAX : v);
+        return;
+    }
+    uint32_t sl = slot_of(s, day);
+    uint8_t *cnt = cust_cnt(&s->w, c, sl);
+    cnt[k1] = inc8(cnt[k1]);
+    if (k2 >= 0) {
+        cnt[k2] = inc8(cnt[k2]);
+    }
+    if (k1 == 0 && !sp->has_vendor_incident_id) {
+        /* Last: widening moves the block `cnt` points into. */
+        uint32_t v = cust_wt(&s->w, c, sl) + w;
+        cust_set_wt(&s->w, c, sl, v > UINT16_MAX ? UINT16_MAX : v);
     }
 }
 
@@ -1170,8 +1242,8 @@ static void finalize_customer(struct pp_cstage *s, struct customer *c, int32_t d
             c->first_snap_day = day;
         }
     }
-    const uint8_t *cnt = cust_cnt(&s->w, c, sl);
-    uint32_t wt = cust_wt(&s->w, c, sl);
+    uint8_t cnt[4];
+    uint32_t wt = cust_sup_get(&s->w, c, day, cnt);
     const float *cring = c->cblk ? cust_cons(&s->w, c) : NULL;
     float cons = cring ? cring[sl] : 0.0f;
     struct wsum *sums = cust_sums(&s->w, c);
@@ -1180,9 +1252,10 @@ static void finalize_customer(struct pp_cstage *s, struct customer *c, int32_t d
         uint32_t os = slot_of(s, day - (int32_t)s->w.win[w]);
         uint32_t oa = cust_active(&s->w, c, os);
         uint32_t old_active = oa == NO_ACTIVE ? 0 : oa;
-        const uint8_t *ocnt = cust_cnt(&s->w, c, os);
+        uint8_t ocnt[4];
+        uint32_t owt = cust_sup_get(&s->w, c, day - (int32_t)s->w.win[w], ocnt);
         ws->active += (uint64_t)act - old_active;
-        ws->wt += wt - cust_wt(&s->w, c, os);
+        ws->wt += wt - owt;
         ws->opened += (uint32_t)cnt[0] - ocnt[0];
         ws->esc += (uint32_t)cnt[1] - ocnt[1];
         ws->resp += (uint32_t)cnt[2] - ocnt[2];
@@ -1272,8 +1345,27 @@ static void finalize_customer(struct pp_cstage *s, struct customer *c, int32_t d
     /* The oldest slot the evaluation reads is now free for a future day. */
     uint32_t fs = slot_of(s, day - (int32_t)s->w.span);
     cust_set_active(&s->w, c, fs, NO_ACTIVE);
-    cust_set_wt(&s->w, c, fs, 0);
-    memset(cust_cnt(&s->w, c, fs), 0, 4);
+    if (c->dense_sup) {
+        cust_set_wt(&s->w, c, fs, 0);
+        memset(cust_cnt(&s->w, c, fs), 0, 4);
+    }
+    else if (c->n_sup > 0) {
+        /* The entries of days <= day - span: their slot is cleared. */
+        int32_t fday = day - (int32_t)s->w.span;
+        uint32_t k = 0;
+        while (k < c->n_sup && c->sup[k].day <= fday) {
+            k++;
+        }
+        if (k == c->n_sup) {
+            free(c->sup); /* none left: a quiet customer holds nothing */
+            c->sup = NULL;
+            c->n_sup = c->cap_sup = 0;
+        }
+        else if (k > 0) {
+            memmove(c->sup, c->sup + k, (c->n_sup - k) * sizeof(*c->sup));
+            c->n_sup = (uint8_t)(c->n_sup - k);
+        }
+    }
     if (c->cblk) {
         cust_cons(&s->w, c)[fs] = 0.0f;
     }
@@ -1323,14 +1415,26 @@ static void own_since(const struct pp_cstage *s, const struct customer *c, uint3
     uint32_t wt = 0, opened = 0, esc = 0, resp = 0, pos = 0;
     for (int32_t d = since; d <= day; d++) {
         uint32_t sl = slot_of(s, d);
-        const uint8_t *cnt = cust_cnt(&s->w, c, sl);
         uint32_t a = cust_active(&s->w, c, sl);
         active += a == NO_ACTIVE ? 0 : a;
-        wt += cust_wt(&s->w, c, sl);
-        opened += cnt[0];
-        esc += cnt[1];
-        resp += cnt[2];
-        pos += cnt[3];
+        if (c->dense_sup) {
+            const uint8_t *cnt = cust_cnt(&s->w, c, sl);
+            wt += cust_wt(&s->w, c, sl);
+            opened += cnt[0];
+            esc += cnt[1];
+            resp += cnt[2];
+            pos += cnt[3];
+        }
+    }
+    for (uint32_t i = 0; !c->dense_sup && i < c->n_sup; i++) {
+        const struct sday *e = &c->sup[i];
+        if (e->day >= since && e->day <= day) {
+            wt += e->wt;
+            opened += e->cnt[0];
+            esc += e->cnt[1];
+            resp += e->cnt[2];
+            pos += e->cnt[3];
+        }
     }
     out->active = active;
     out->wt = wt;
@@ -1705,7 +1809,8 @@ const struct pp_model_stats *pp_cstage_stats(const struct pp_cstage *s)
     bytes += (size_t)s->customers_cap * sizeof(struct customer);
     for (uint32_t i = 0; i < nc; i++) {
         const struct customer *c = &s->customers[i];
-        bytes += pp_cust_blk_bytes(&s->w, c->wide);
+        bytes += pp_cust_blk_bytes(&s->w, c->wide, c->dense_sup);
+        bytes += c->cap_sup * sizeof(struct sday);
         bytes += c->cblk ? cons_block_bytes(s) : 0;
         bytes += c->cap_tr * sizeof(struct tranche) + c->cap_links * sizeof(int32_t);
     }

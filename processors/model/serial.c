@@ -33,7 +33,11 @@
 #include "palloc.h"
 #include "stage_int.h"
 
-#define SERIAL_VERSION 1
+/* 2: a customer's support days are sparse or dense rings (struct customer);
+ * 1 had dense rings always, and is still read (as dense rings). Every other
+ * record is the same in both. */
+#define SERIAL_VERSION     2
+#define SERIAL_VERSION_MIN 1
 
 /* ---- writer ------------------------------------------------------------------ */
 
@@ -316,19 +320,30 @@ static int r_done(struct in *r, const char *what, char *errstr, size_t errstr_si
     return 0;
 }
 
-static int r_version(struct in *r, const char *what, char *errstr, size_t errstr_size)
+/* The record's version into *version (may be NULL); -1 when this build
+ * cannot read it. */
+static int r_version_of(struct in *r, const char *what, uint8_t *version, char *errstr,
+                        size_t errstr_size)
 {
     uint8_t v = r_u8(r);
     if (r->err) {
         snprintf(errstr, errstr_size, "%s record: empty", what);
         return -1;
     }
-    if (v != SERIAL_VERSION) {
-        snprintf(errstr, errstr_size, "%s record: unknown version %u (this build reads %u)", what,
-                 v, SERIAL_VERSION);
+    if (v < SERIAL_VERSION_MIN || v > SERIAL_VERSION) {
+        snprintf(errstr, errstr_size, "%s record: unknown version %u (this build reads %u..%u)",
+                 what, v, SERIAL_VERSION_MIN, SERIAL_VERSION);
         return -1;
     }
+    if (version) {
+        *version = v;
+    }
     return 0;
+}
+
+static int r_version(struct in *r, const char *what, char *errstr, size_t errstr_size)
+{
+    return r_version_of(r, what, NULL, errstr, errstr_size);
 }
 
 /* ---- keys ---------------------------------------------------------------------- */
@@ -497,8 +512,21 @@ static void write_customer(const struct pp_cstage *s, const struct customer *c, 
     }
     struct cring cr = {&s->w, (struct customer *)c};
     w_ring(o, s->w.width, get_active, &cr);
-    w_ring(o, s->w.width, get_wt, &cr);
-    w_ring(o, s->w.width * 4, get_u8, cust_cnt(&s->w, c, 0));
+    w_u8(o, c->dense_sup);
+    if (c->dense_sup) {
+        w_ring(o, s->w.width, get_wt, &cr);
+        w_ring(o, s->w.width * 4, get_u8, cust_cnt(&s->w, c, 0));
+    }
+    else {
+        w_var(o, c->n_sup);
+        for (uint32_t i = 0; i < c->n_sup; i++) {
+            w_zz(o, c->sup[i].day);
+            w_var(o, c->sup[i].wt);
+            for (int k = 0; k < 4; k++) {
+                w_u8(o, c->sup[i].cnt[k]);
+            }
+        }
+    }
     w_u8(o, c->cblk != NULL);
     if (c->cblk != NULL) {
         w_ring(o, s->w.width, get_f32bits, cust_cons(&s->w, c));
@@ -523,6 +551,7 @@ static void customer_free_parts(struct customer *c)
 {
     free(c->blk);
     free(c->cblk);
+    free(c->sup);
     free(c->tr);
     free(c->links);
     free(c->keys);
@@ -535,7 +564,8 @@ static int read_customer(struct pp_cstage *s, const char *id, const uint8_t *val
                          char *errstr, size_t errstr_size)
 {
     struct in r = {val, vlen, 0, NULL};
-    if (r_version(&r, "customer", errstr, errstr_size) != 0) {
+    uint8_t version;
+    if (r_version_of(&r, "customer", &version, errstr, errstr_size) != 0) {
         return -1;
     }
     bool created;
@@ -640,8 +670,33 @@ static int read_customer(struct pp_cstage *s, const char *id, const uint8_t *val
     /* Rings that need wide cells widen the customer as they are read. */
     struct cring cr = {&s->w, c};
     r_ring(&r, s->w.width, set_active, &cr);
-    r_ring(&r, s->w.width, set_wt, &cr);
-    r_ring(&r, s->w.width * 4, set_u8, cust_cnt(&s->w, c, 0));
+    uint8_t dense = version < 2 ? 1 : r_u8(&r); /* version 1: dense rings */
+    if (dense > 1) {
+        r_fail(&r, "support form out of range");
+    }
+    else if (dense) {
+        pp_cust_relayout(&s->w, c, c->wide, true);
+        r_ring(&r, s->w.width, set_wt, &cr);
+        r_ring(&r, s->w.width * 4, set_u8, cust_cnt(&s->w, c, 0));
+    }
+    else {
+        uint32_t ns = r_u32(&r, PP_SUP_SPARSE_MAX);
+        if (ns > 0 && r.err == NULL) {
+            c->sup = pp_xcalloc(ns, sizeof(*c->sup));
+            c->cap_sup = (uint8_t)ns;
+        }
+        for (uint32_t i = 0; i < ns && r.err == NULL; i++) {
+            struct sday *e = &c->sup[c->n_sup++];
+            e->day = r_zz(&r);
+            e->wt = (uint16_t)r_u32(&r, UINT16_MAX);
+            for (int k = 0; k < 4; k++) {
+                e->cnt[k] = r_u8(&r);
+            }
+            if (i > 0 && e->day <= c->sup[i - 1].day) {
+                r_fail(&r, "support days out of order");
+            }
+        }
+    }
     uint8_t has_cons = r_u8(&r);
     if (has_cons || csum_set) {
         c->cblk = pp_xcalloc(1, s->w.nwin * sizeof(double) + s->w.width * sizeof(float));

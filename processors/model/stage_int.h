@@ -114,18 +114,36 @@ struct ent_snap {
     uint32_t val;
 };
 
+/* The support values of one day: severity-weighted tickets opened and 4
+ * counters (opened, escalated, CSAT responses, positives; u8 saturating). */
+struct sday {
+    int32_t day;
+    uint16_t wt; /* saturating */
+    uint8_t cnt[4];
+};
+
+/* Support days kept sparse up to this many; one more makes the rings dense
+ * (48 x 12 bytes is about what the dense rings of 128 days cost). */
+#define PP_SUP_SPARSE_MAX 48
+
 /* A customer's window sums and day rings live in one block (cust_* below
  * read and write them):
  *
- *   nwin x struct wsum | active seats, width slots | severity-weighted
- *   tickets opened, width slots | width x 4 counters (opened, escalated,
- *   CSAT responses, positives; u8 saturating)
+ *   nwin x struct wsum | active seats, width slots | [dense support only:
+ *   severity-weighted tickets opened, width slots | width x 4 counters]
  *
  * A ring cell is as narrow as the customer's values allow: active seats in
  * u16 (UINT16_MAX = no snapshot that day) and weighted tickets in u8 until
  * one value needs more, then the customer is widened for good to u32
- * (NO_ACTIVE = no snapshot) and u16 (saturating, as before). Values are the
- * same either way; only the storage differs (7 instead of 10 bytes a day). */
+ * (NO_ACTIVE = no snapshot) and u16 (saturating, as before).
+ *
+ * Support values are sparse first: a list of the days that have any (struct
+ * sday, sorted by day), since most customers open a ticket on few days. A
+ * customer with more than PP_SUP_SPARSE_MAX such days in its rings' span gets
+ * the dense rings for good. A day without an entry holds zeros, as a
+ * cleared ring slot does; finalizing day D drops the entries of days <= D -
+ * span as it clears that slot. The values are the same in every form; only
+ * the storage differs. */
 struct customer {
     char *blk;          /* window sums and rings, see above */
     double *cblk;       /* consumption: nwin window sums, then width floats
@@ -133,6 +151,7 @@ struct customer {
     double cons_cum;    /* all finalized consumption */
     struct tranche *tr; /* sorted by (close, deal) */
     int32_t *links;     /* partner (stage-local index) of each link, in link order */
+    struct sday *sup;   /* sparse support days (see above), NULL when none or dense */
     uint32_t last_active;
     /* licences_entitled of the snapshot days after the last finalized one:
      * finalizing day D takes the newest entry <= D into ent_now and drops
@@ -155,14 +174,20 @@ struct customer {
     int16_t product; /* cohort product (stage-local index), -1 unknown */
     int8_t band;     /* today's age band, -1 none */
     uint8_t n_tr, n_links, cap_tr, cap_links;
-    bool dirty; /* changed since the last flush_dirty */
-    bool wide;  /* the rings' cells are u32 / u16 (see above) */
+    uint8_t n_sup, cap_sup;
+    bool dirty;     /* changed since the last flush_dirty */
+    bool wide;      /* the rings' cells are u32 / u16 (see above) */
+    bool dense_sup; /* support values in rings, not in sup (see above) */
 };
 
 /* Bytes of a customer's block of sums and rings. */
-static inline size_t pp_cust_blk_bytes(const struct pp_windows *w, bool wide)
+static inline size_t pp_cust_blk_bytes(const struct pp_windows *w, bool wide, bool dense_sup)
 {
-    return w->nwin * sizeof(struct wsum) + (size_t)w->width * (wide ? 10u : 7u);
+    size_t slot = wide ? 4 : 2;
+    if (dense_sup) {
+        slot += wide ? 6 : 5;
+    }
+    return w->nwin * sizeof(struct wsum) + (size_t)w->width * slot;
 }
 
 static inline struct wsum *cust_sums(const struct pp_windows *w, const struct customer *c)
@@ -182,6 +207,7 @@ static inline uint32_t cust_active(const struct pp_windows *w, const struct cust
     return v == UINT16_MAX ? NO_ACTIVE : v;
 }
 
+/* Dense support only: weighted tickets of slot sl. */
 static inline uint32_t cust_wt(const struct pp_windows *w, const struct customer *c, uint32_t sl)
 {
     const char *r = c->blk + w->nwin * sizeof(struct wsum) + (size_t)w->width * (c->wide ? 4 : 2);
@@ -191,7 +217,7 @@ static inline uint32_t cust_wt(const struct pp_windows *w, const struct customer
     return ((const uint8_t *)r)[sl];
 }
 
-/* The 4 counters of slot sl. */
+/* Dense support only: the 4 counters of slot sl. */
 static inline uint8_t *cust_cnt(const struct pp_windows *w, const struct customer *c, uint32_t sl)
 {
     return (uint8_t *)c->blk + w->nwin * sizeof(struct wsum) +
@@ -205,15 +231,16 @@ static inline float *cust_cons(const struct pp_windows *w, const struct customer
     return (float *)(void *)(c->cblk + w->nwin);
 }
 
-/* Widens the customer's cells (see struct customer); values unchanged. */
-void pp_cust_widen(const struct pp_windows *w, struct customer *c);
+/* Moves the customer to wider cells and/or dense support rings (struct
+ * customer; never back); values unchanged. */
+void pp_cust_relayout(const struct pp_windows *w, struct customer *c, bool wide, bool dense_sup);
 
 /* Active seats of slot sl (NO_ACTIVE: no snapshot), widening when needed. */
 static inline void cust_set_active(const struct pp_windows *w, struct customer *c, uint32_t sl,
                                    uint32_t v)
 {
     if (!c->wide && v != NO_ACTIVE && v >= UINT16_MAX) {
-        pp_cust_widen(w, c);
+        pp_cust_relayout(w, c, true, c->dense_sup);
     }
     char *r = c->blk + w->nwin * sizeof(struct wsum);
     if (c->wide) {
@@ -224,12 +251,13 @@ static inline void cust_set_active(const struct pp_windows *w, struct customer *
     }
 }
 
-/* Weighted tickets of slot sl (<= UINT16_MAX), widening when needed. */
+/* Dense support only: weighted tickets of slot sl (<= UINT16_MAX),
+ * widening when needed. */
 static inline void cust_set_wt(const struct pp_windows *w, struct customer *c, uint32_t sl,
                                uint32_t v)
 {
     if (!c->wide && v > UINT8_MAX) {
-        pp_cust_widen(w, c);
+        pp_cust_relayout(w, c, true, true);
     }
     char *r = c->blk + w->nwin * sizeof(struct wsum) + (size_t)w->width * (c->wide ? 4 : 2);
     if (c->wide) {
@@ -238,6 +266,38 @@ static inline void cust_set_wt(const struct pp_windows *w, struct customer *c, u
     else {
         ((uint8_t *)r)[sl] = (uint8_t)v;
     }
+}
+
+/* Support values of `day` into cnt, weighted tickets returned (zeros when
+ * the day has none). */
+static inline uint32_t cust_sup_get(const struct pp_windows *w, const struct customer *c,
+                                    int32_t day, uint8_t cnt[4])
+{
+    if (c->dense_sup) {
+        uint32_t sl = pp_slot_of(w->width, day);
+        const uint8_t *r = cust_cnt(w, c, sl);
+        cnt[0] = r[0];
+        cnt[1] = r[1];
+        cnt[2] = r[2];
+        cnt[3] = r[3];
+        return cust_wt(w, c, sl);
+    }
+    /* Newest last: the day being finalized is near the end. */
+    for (uint32_t i = c->n_sup; i-- > 0;) {
+        const struct sday *e = &c->sup[i];
+        if (e->day == day) {
+            cnt[0] = e->cnt[0];
+            cnt[1] = e->cnt[1];
+            cnt[2] = e->cnt[2];
+            cnt[3] = e->cnt[3];
+            return e->wt;
+        }
+        if (e->day < day) {
+            break;
+        }
+    }
+    cnt[0] = cnt[1] = cnt[2] = cnt[3] = 0;
+    return 0;
 }
 
 struct cpart_int {

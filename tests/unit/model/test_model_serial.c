@@ -28,6 +28,7 @@
 #include "ptime.h"
 #include "scenarios.h"
 #include "stage.h"
+#include "../vectors/cstage_v1_vectors.h"
 
 #define MAX_K 3
 
@@ -418,6 +419,72 @@ static void test_restore_wide(void **state)
     g_wide = false;
 }
 
+/* Exchange records as bytes, in order. */
+struct xbytes {
+    uint8_t *buf;
+    size_t len, cap;
+    size_t n;
+};
+
+static void collect_xbytes(const struct pp_xrec *x, void *opaque)
+{
+    struct xbytes *b = opaque;
+    uint8_t tmp[PP_XREC_MAX_BYTES];
+    size_t len = pp_xrec_encode(x, tmp, sizeof(tmp));
+    assert_true(len > 0);
+    if (b->len + len > b->cap) {
+        b->cap = (b->cap + len) * 2;
+        b->buf = realloc(b->buf, b->cap);
+        assert_non_null(b->buf);
+    }
+    memcpy(b->buf + b->len, tmp, len);
+    b->len += len;
+    b->n++;
+}
+
+/* Version-1 records (dense support rings, written by the last version-1
+ * build: tests/unit/vectors/cstage_v1_vectors.h) are read, and the stage
+ * goes on exactly as one that never stopped: the same exchange records,
+ * byte for byte, over the next 40 days. */
+static void test_reads_version_1(void **state)
+{
+    (void)state;
+    struct pp_model_conf conf;
+    conf_of(&conf);
+    struct pp_cstage *a = pp_cstage_new(&conf, 0, 1);
+    v1_story(a, 0, 100, NULL, NULL);
+    struct xbytes want = {0}, got = {0};
+    v1_story(a, 100, 140, collect_xbytes, &want);
+
+    struct pp_cstage *b = pp_cstage_new(&conf, 0, 1);
+    char err[160];
+    for (size_t i = 0; i < sizeof(v1_records) / sizeof(v1_records[0]); i++) {
+        const struct v1_record *r = &v1_records[i];
+        assert_int_equal(r->val[0], 1);
+        int rc = pp_cstage_restore_kv(b, (const uint8_t *)r->key, r->klen, r->val, r->vlen, err,
+                                      sizeof(err));
+        if (rc != 0) {
+            fail_msg("version-1 record %zu: %s", i, err);
+        }
+    }
+    v1_story(b, 100, 140, collect_xbytes, &got);
+    assert_true(want.n > 40);
+    assert_int_equal(got.n, want.n);
+    assert_int_equal(got.len, want.len);
+    assert_memory_equal(got.buf, want.buf, want.len);
+    /* And what it writes now is the current version. */
+    struct kvlog d = {0};
+    pp_cstage_dump(b, collect_kv, &d);
+    for (size_t i = 0; i < d.n; i++) {
+        assert_int_equal(d.r[i].val[0], 2);
+    }
+    kvlog_free(&d);
+    free(want.buf);
+    free(got.buf);
+    pp_cstage_destroy(a);
+    pp_cstage_destroy(b);
+}
+
 /* ---- malformed values ------------------------------------------------------- */
 
 static void test_malformed(void **state)
@@ -490,7 +557,7 @@ static void test_malformed(void **state)
             rng ^= rng << 17;
             v[j] = (uint8_t)rng;
         }
-        v[0] = 1;
+        v[0] = (uint8_t)(1 + (i / 4) % 2); /* both versions this build reads */
         const uint8_t *keys[] = {(const uint8_t *)"cX", (const uint8_t *)"m", (const uint8_t *)"pX",
                                  (const uint8_t *)"qX"};
         const size_t klens[] = {2, 1, 2, 2};
@@ -514,9 +581,8 @@ static void test_malformed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_restore_det),
-        cmocka_unit_test(test_restore_noise),
-        cmocka_unit_test(test_restore_wide),
+        cmocka_unit_test(test_restore_det),  cmocka_unit_test(test_restore_noise),
+        cmocka_unit_test(test_restore_wide), cmocka_unit_test(test_reads_version_1),
         cmocka_unit_test(test_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
