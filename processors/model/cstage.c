@@ -791,9 +791,10 @@ static void apply_reversal(struct pp_cstage *s, const struct pp_deal *d, int32_t
 static void ent_remember(struct customer *c, int32_t day, uint32_t entitled)
 {
     for (uint16_t i = 0; i < c->n_ent; i++) {
-        if (c->ent[i].day == day) {
-            if (entitled > c->ent[i].val) {
-                c->ent[i].val = entitled;
+        struct ent_snap *e = cust_ent(c, i);
+        if (e->day == day) {
+            if (entitled > e->val) {
+                e->val = entitled;
             }
             return;
         }
@@ -801,11 +802,11 @@ static void ent_remember(struct customer *c, int32_t day, uint32_t entitled)
     if (c->n_ent == UINT16_MAX) {
         return; /* unreachable: the rings hold fewer days */
     }
-    if (c->n_ent == c->cap_ent) {
+    if (c->n_ent > 0 && c->n_ent - 1 == c->cap_ent) {
         c->cap_ent = c->cap_ent ? (uint16_t)(c->cap_ent * 2) : 2;
         c->ent = pp_xrealloc(c->ent, c->cap_ent * sizeof(*c->ent));
     }
-    c->ent[c->n_ent++] = (struct ent_snap){day, entitled};
+    *cust_ent(c, c->n_ent++) = (struct ent_snap){day, entitled};
 }
 
 static void apply_consumption(struct pp_cstage *s, const struct pp_consumption *cs, int32_t day)
@@ -1268,15 +1269,16 @@ static void finalize_customer(struct pp_cstage *s, struct customer *c, int32_t d
 
     int32_t best = NO_DAY;
     for (uint16_t i = 0; i < c->n_ent;) {
-        if (c->ent[i].day > day) {
+        struct ent_snap *e = cust_ent(c, i);
+        if (e->day > day) {
             i++;
             continue;
         }
-        if (c->ent[i].day > best) {
-            best = c->ent[i].day;
-            c->ent_now = c->ent[i].val;
+        if (e->day > best) {
+            best = e->day;
+            c->ent_now = e->val;
         }
-        c->ent[i] = c->ent[--c->n_ent];
+        *e = *cust_ent(c, --c->n_ent);
     }
     struct spans sp;
     tranche_spans(s, c, day, &sp);

@@ -466,8 +466,9 @@ static void write_customer(const struct pp_cstage *s, const struct customer *c, 
     w_var(o, c->ent_now);
     w_var(o, c->n_ent);
     for (uint16_t i = 0; i < c->n_ent; i++) {
-        w_zz(o, c->ent[i].day);
-        w_var(o, c->ent[i].val);
+        const struct ent_snap *e = cust_ent((struct customer *)c, i);
+        w_zz(o, e->day);
+        w_var(o, e->val);
     }
     w_f64(o, c->cons_cum);
     w_u8(o, c->n_links);
@@ -598,11 +599,12 @@ static int read_customer(struct pp_cstage *s, const char *id, const uint8_t *val
     c->ent_now = r_u32(&r, UINT32_MAX);
     uint32_t ne = r_u32(&r, UINT16_MAX);
     if (ne > 0 && r.err == NULL) {
-        c->ent = pp_xcalloc(ne, sizeof(*c->ent));
-        c->n_ent = c->cap_ent = (uint16_t)ne;
+        c->ent = ne > 1 ? pp_xcalloc(ne - 1, sizeof(*c->ent)) : NULL;
+        c->cap_ent = (uint16_t)(ne - 1);
+        c->n_ent = (uint16_t)ne;
         for (uint32_t i = 0; i < ne; i++) {
-            c->ent[i].day = r_zz(&r);
-            c->ent[i].val = r_u32(&r, UINT32_MAX);
+            cust_ent(c, i)->day = r_zz(&r);
+            cust_ent(c, i)->val = r_u32(&r, UINT32_MAX);
         }
     }
     c->cons_cum = r_f64(&r);

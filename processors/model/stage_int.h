@@ -145,22 +145,24 @@ struct sday {
  * span as it clears that slot. The values are the same in every form; only
  * the storage differs. */
 struct customer {
-    char *blk;          /* window sums and rings, see above */
-    double *cblk;       /* consumption: nwin window sums, then width floats
-                           (units per slot); NULL until the first */
-    double cons_cum;    /* all finalized consumption */
-    struct tranche *tr; /* sorted by (close, deal) */
-    int32_t *links;     /* partner (stage-local index) of each link, in link order */
-    struct sday *sup;   /* sparse support days (see above), NULL when none or dense */
+    char *blk;            /* window sums and rings, see above */
+    double *cblk;         /* consumption: nwin window sums, then width floats
+                             (units per slot); NULL until the first */
+    double cons_cum;      /* all finalized consumption */
+    struct tranche *tr;   /* sorted by (close, deal) */
+    int32_t *links;       /* partner (stage-local index) of each link, in link order */
+    struct sday *sup;     /* sparse support days (see above), NULL when none or dense */
+    struct ckey *keys;    /* its events' dedup keys of the remembered days (changelog) */
+    struct ent_snap *ent; /* entitlement snapshots after the first (ent0) */
     uint32_t last_active;
     /* licences_entitled of the snapshot days after the last finalized one:
      * finalizing day D takes the newest entry <= D into ent_now and drops
      * them, so D never sees a later snapshot, however far ahead the inputs
      * run (events up to the alignment horizon may be applied before D is
      * evaluated) */
-    struct ent_snap *ent;
-    uint16_t n_ent, cap_ent;
-    uint32_t ent_now; /* entitled as of the evaluated day, UINT32_MAX unknown */
+    struct ent_snap ent0;    /* the first inline: usually the only one (cust_ent) */
+    uint16_t n_ent, cap_ent; /* cap_ent: of ent, the others */
+    uint32_t ent_now;        /* entitled as of the evaluated day, UINT32_MAX unknown */
     int32_t last_snap_day;
     int32_t first_snap_day;
     int32_t first_cons_day;
@@ -168,8 +170,7 @@ struct customer {
      * mature bands (>= 90 d): the days this customer's sums sit in those
      * cohort pools, which is what leave-one-out must take out. */
     int32_t band_since, mature_since;
-    int32_t done;      /* the last day finalized for it: a restored record catches up */
-    struct ckey *keys; /* its events' dedup keys of the remembered days (changelog) */
+    int32_t done; /* the last day finalized for it: a restored record catches up */
     uint32_t n_keys, cap_keys;
     int16_t product; /* cohort product (stage-local index), -1 unknown */
     int8_t band;     /* today's age band, -1 none */
@@ -179,6 +180,13 @@ struct customer {
     bool wide;      /* the rings' cells are u32 / u16 (see above) */
     bool dense_sup; /* support values in rings, not in sup (see above) */
 };
+
+/* Entitlement snapshot i of the customer (i < n_ent): the first is inline,
+ * as a customer seldom has more than one day's snapshot waiting. */
+static inline struct ent_snap *cust_ent(struct customer *c, uint32_t i)
+{
+    return i == 0 ? &c->ent0 : &c->ent[i - 1];
+}
 
 /* Bytes of a customer's block of sums and rings. */
 static inline size_t pp_cust_blk_bytes(const struct pp_windows *w, bool wide, bool dense_sup)

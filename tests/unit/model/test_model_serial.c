@@ -145,6 +145,7 @@ struct run {
  * UINT16_MAX - 1, weighted tickets above UINT8_MAX): every seat count x 1000
  * and (scen_conf) ticket weights x 100. */
 static bool g_wide;
+static bool g_late; /* a day of lateness: snapshots of two days wait to be finalized */
 
 static void widen_events(struct events *e)
 {
@@ -164,7 +165,7 @@ static void conf_of(struct pp_model_conf *conf)
 {
     pp_model_conf_defaults(conf);
     snprintf(conf->tenant, sizeof(conf->tenant), "%s", "acme");
-    conf->allowed_lateness_ms = 0;
+    conf->allowed_lateness_ms = g_late ? 24 * INT64_C(3600000) : 0;
     for (int i = 0; g_wide && i < 4; i++) {
         conf->sev_weight[i] *= 100.0;
     }
@@ -419,6 +420,17 @@ static void test_restore_wide(void **state)
     g_wide = false;
 }
 
+/* With a day of lateness, customers hold the entitlement snapshots of two
+ * days not finalized yet (the second out of line): restored the same. */
+static void test_restore_late(void **state)
+{
+    (void)state;
+    g_late = true;
+    serial_case(true, 2, 1);
+    serial_case(false, 1, 3);
+    g_late = false;
+}
+
 /* Exchange records as bytes, in order. */
 struct xbytes {
     uint8_t *buf;
@@ -583,7 +595,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_restore_det),  cmocka_unit_test(test_restore_noise),
         cmocka_unit_test(test_restore_wide), cmocka_unit_test(test_reads_version_1),
-        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_restore_late), cmocka_unit_test(test_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
