@@ -1394,14 +1394,27 @@ void pp_cstage_settle(struct pp_cstage *s)
 
 /* ---- evaluation: step 2, the assessments ----------------------------------- */
 
+/* The sums over [since, day] read back from the rings, for the windows
+ * that all need the same ones (see own_since). */
+struct scan {
+    bool done;
+    struct pp_xown v;
+};
+
 /* The customer's own sums over the days of window w (ending on `day`) from
  * `since` on: the whole window when it has been in the pool all along (the
  * usual case, O(1)); after a band change only the days it has spent in the
- * pool since (read back from the rings, for at most one window's days). */
+ * pool since (read back from the rings, for at most one window's days).
+ * Those are [since, day] whatever the window: read once per `since`, kept
+ * in *scan for the other windows. */
 static void own_since(const struct pp_cstage *s, const struct customer *c, uint32_t w, int32_t day,
-                      int32_t since, struct pp_xown *out)
+                      int32_t since, struct pp_xown *out, struct scan *scan)
 {
     int32_t from = day - (int32_t)s->w.win[w] + 1;
+    if (scan && scan->done && since != NO_DAY && since > from) {
+        *out = scan->v;
+        return;
+    }
     if (since == NO_DAY || since <= from) {
         const struct wsum *ws = &cust_sums(&s->w, c)[w];
         out->active = ws->active;
@@ -1444,6 +1457,10 @@ static void own_since(const struct pp_cstage *s, const struct customer *c, uint3
     out->esc = esc;
     out->resp = resp;
     out->pos = pos;
+    if (scan) {
+        scan->v = *out;
+        scan->done = true;
+    }
 }
 
 static void xsig_set(struct pp_xsig *x, struct pp_sig s)
@@ -1513,16 +1530,17 @@ static void customer_facts(const struct pp_cstage *s, const struct customer *c, 
     const uint32_t ws[PP_XW__COUNT] = {s->w.w_load_s, s->w.w_load_l, s->w.w_ratio_s,
                                        s->w.w_ratio_l};
     bool pooled = c->product >= 0 && c->band >= 0;
+    struct scan band_scan = {.done = false}, mature_scan = {.done = false};
     for (int i = 0; i < PP_XW__COUNT; i++) {
-        own_since(s, c, ws[i], day, NO_DAY, &x->win[i]);
+        own_since(s, c, ws[i], day, NO_DAY, &x->win[i], NULL);
         if (pooled) {
-            own_since(s, c, ws[i], day, c->band_since, &x->band_own[i]);
+            own_since(s, c, ws[i], day, c->band_since, &x->band_own[i], &band_scan);
         }
         else {
             memset(&x->band_own[i], 0, sizeof(x->band_own[i]));
         }
         if (pooled && c->band >= 1) {
-            own_since(s, c, ws[i], day, c->mature_since, &x->mature_own[i]);
+            own_since(s, c, ws[i], day, c->mature_since, &x->mature_own[i], &mature_scan);
         }
         else {
             memset(&x->mature_own[i], 0, sizeof(x->mature_own[i]));
