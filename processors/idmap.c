@@ -46,7 +46,7 @@ uint64_t pp_hash_str(const char *s)
 
 static void alloc_slots(struct pp_idmap *map, uint32_t nslots)
 {
-    map->slots = pp_xmalloc(nslots * sizeof(uint64_t));
+    map->slots = pp_xcalloc_table(nslots, sizeof(uint64_t));
     memset(map->slots, 0xff, nslots * sizeof(uint64_t));
     map->mask = nslots - 1;
 }

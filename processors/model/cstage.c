@@ -381,7 +381,7 @@ bool pp_dedup_put(struct dedup_day *dd, uint64_t key)
 {
     if (dd->cap == 0 || (dd->n + 1) * 4 > dd->cap * 3) {
         uint32_t ncap = dd->cap ? dd->cap * 2 : 64;
-        uint64_t *nk = pp_xcalloc(ncap, sizeof(uint64_t));
+        uint64_t *nk = pp_xcalloc_table(ncap, sizeof(uint64_t));
         for (uint32_t i = 0; i < dd->cap; i++) {
             if (dd->keys[i]) {
                 uint32_t j = (uint32_t)(dd->keys[i] & (ncap - 1));
