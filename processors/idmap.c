@@ -10,12 +10,28 @@
 
 #define EMPTY UINT32_MAX
 
+/* The keys live in blocks that never move (pp_idmap_key's pointers stay
+ * valid), packed one after the other: no allocation and no malloc header
+ * per key. Blocks double from 256 bytes to 64 KiB. */
+#define BLK_MIN 256
+#define BLK_MAX 65536
+
+struct kblk {
+    struct kblk *next;
+    size_t used, cap;
+    char data[];
+};
+
+/* A slot: the key's index in the low half, the high half of its hash in the
+ * high half, so that a probe compares strings only when the hashes agree
+ * (one cache miss per lookup, not one per probed slot). */
 struct pp_idmap {
-    uint32_t *slots; /* index into keys, or EMPTY */
+    uint64_t *slots; /* EMPTY index = free */
     uint32_t mask;   /* slot count - 1 (a power of two) */
-    char **keys;
+    const char **keys;
     uint32_t count;
     uint32_t keys_cap;
+    struct kblk *blk; /* newest first */
 };
 
 uint64_t pp_hash_str(const char *s)
@@ -30,9 +46,19 @@ uint64_t pp_hash_str(const char *s)
 
 static void alloc_slots(struct pp_idmap *map, uint32_t nslots)
 {
-    map->slots = pp_xmalloc(nslots * sizeof(uint32_t));
-    memset(map->slots, 0xff, nslots * sizeof(uint32_t));
+    map->slots = pp_xcalloc_table(nslots, sizeof(uint64_t));
+    memset(map->slots, 0xff, nslots * sizeof(uint64_t));
     map->mask = nslots - 1;
+}
+
+static uint32_t slot_idx(uint64_t v)
+{
+    return (uint32_t)v;
+}
+
+static uint64_t slot_make(uint32_t idx, uint64_t h)
+{
+    return (h & UINT64_C(0xffffffff00000000)) | idx;
 }
 
 struct pp_idmap *pp_idmap_new(void)
@@ -47,53 +73,89 @@ void pp_idmap_destroy(struct pp_idmap *map)
     if (map == NULL) {
         return;
     }
-    for (uint32_t i = 0; i < map->count; i++) {
-        free(map->keys[i]);
+    while (map->blk) {
+        struct kblk *next = map->blk->next;
+        free(map->blk);
+        map->blk = next;
     }
     free(map->keys);
     free(map->slots);
     free(map);
 }
 
+/* The slot holding key, or the free slot where it would go. */
 static uint32_t probe(const struct pp_idmap *map, const char *key, uint64_t h)
 {
     uint32_t i = (uint32_t)h & map->mask;
-    while (map->slots[i] != EMPTY && strcmp(map->keys[map->slots[i]], key) != 0) {
+    uint64_t tag = h & UINT64_C(0xffffffff00000000);
+    for (;;) {
+        uint64_t v = map->slots[i];
+        if (slot_idx(v) == EMPTY) {
+            return i;
+        }
+        if ((v & UINT64_C(0xffffffff00000000)) == tag && strcmp(map->keys[slot_idx(v)], key) == 0) {
+            return i;
+        }
         i = (i + 1) & map->mask;
     }
-    return i;
 }
 
 static void grow(struct pp_idmap *map)
 {
-    uint32_t *old = map->slots;
+    uint64_t *old = map->slots;
     uint32_t old_n = map->mask + 1;
     alloc_slots(map, old_n * 2);
     for (uint32_t i = 0; i < old_n; i++) {
-        if (old[i] != EMPTY) {
-            const char *k = map->keys[old[i]];
-            map->slots[probe(map, k, pp_hash_str(k))] = old[i];
+        if (slot_idx(old[i]) != EMPTY) {
+            /* Keys are distinct: the first free slot of its probe run. */
+            uint64_t h = pp_hash_str(map->keys[slot_idx(old[i])]);
+            uint32_t j = (uint32_t)h & map->mask;
+            while (slot_idx(map->slots[j]) != EMPTY) {
+                j = (j + 1) & map->mask;
+            }
+            map->slots[j] = old[i];
         }
     }
     free(old);
 }
 
+static const char *key_store(struct pp_idmap *map, const char *key)
+{
+    size_t n = strlen(key) + 1;
+    struct kblk *b = map->blk;
+    if (b == NULL || b->cap - b->used < n) {
+        size_t cap = b ? b->cap * 2 : BLK_MIN;
+        cap = cap > BLK_MAX ? BLK_MAX : cap;
+        cap = cap < n ? n : cap;
+        struct kblk *nb = pp_xmalloc(sizeof(*nb) + cap);
+        nb->next = b;
+        nb->used = 0;
+        nb->cap = cap;
+        map->blk = b = nb;
+    }
+    char *dst = b->data + b->used;
+    memcpy(dst, key, n);
+    b->used += n;
+    return dst;
+}
+
 uint32_t pp_idmap_intern(struct pp_idmap *map, const char *key, bool *created)
 {
-    uint32_t i = probe(map, key, pp_hash_str(key));
-    if (map->slots[i] != EMPTY) {
+    uint64_t h = pp_hash_str(key);
+    uint32_t i = probe(map, key, h);
+    if (slot_idx(map->slots[i]) != EMPTY) {
         if (created) {
             *created = false;
         }
-        return map->slots[i];
+        return slot_idx(map->slots[i]);
     }
     if (map->count == map->keys_cap) {
         map->keys_cap = map->keys_cap ? map->keys_cap * 2 : 16;
         map->keys = pp_xrealloc(map->keys, map->keys_cap * sizeof(char *));
     }
     uint32_t idx = map->count++;
-    map->keys[idx] = pp_xstrdup(key);
-    map->slots[i] = idx;
+    map->keys[idx] = key_store(map, key);
+    map->slots[i] = slot_make(idx, h);
     if ((uint64_t)map->count * 4 > (uint64_t)(map->mask + 1) * 3) {
         grow(map); /* keep the load factor under 3/4 */
     }
@@ -106,7 +168,7 @@ uint32_t pp_idmap_intern(struct pp_idmap *map, const char *key, bool *created)
 int64_t pp_idmap_find(const struct pp_idmap *map, const char *key)
 {
     uint32_t i = probe(map, key, pp_hash_str(key));
-    return map->slots[i] == EMPTY ? -1 : (int64_t)map->slots[i];
+    return slot_idx(map->slots[i]) == EMPTY ? -1 : (int64_t)slot_idx(map->slots[i]);
 }
 
 const char *pp_idmap_key(const struct pp_idmap *map, uint32_t idx)

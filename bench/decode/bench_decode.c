@@ -18,6 +18,7 @@
 
 #include <avro.h>
 
+#include "avro_raw.h"
 #include "codec.h"
 #include "ptime.h"
 #include "../../tests/unit/vectors/resolve_vectors.h"
@@ -114,30 +115,11 @@ static double run_ours(struct pp_codec *codec, const struct corpus *c, double se
 
 static double run_avro(const struct corpus *c, double secs)
 {
-    avro_value_iface_t *iface = avro_generic_class_from_schema(c->writer);
-    avro_value_t value;
-    avro_generic_value_new(iface, &value);
-    avro_reader_t reader = avro_reader_memory("", 0);
-    size_t n = 0;
-    double t0 = now_s(), t;
-    do {
-        for (int i = 0; i < NREC; i++) {
-            avro_value_reset(&value);
-            avro_reader_memory_set_source(reader, (const char *)c->buf[i] + PP_WIRE_HEADER,
-                                          (int64_t)(c->len[i] - PP_WIRE_HEADER));
-            if (avro_value_read(reader, &value) != 0) {
-                fprintf(stderr, "%s: avro-c cannot read record %d: %s\n", c->name, i,
-                        avro_strerror());
-                exit(1);
-            }
-        }
-        n += NREC;
-        t = now_s();
-    } while (t - t0 < secs);
-    avro_reader_free(reader);
-    avro_value_decref(&value);
-    avro_value_iface_decref(iface);
-    return (double)n / (t - t0);
+    struct pp_bench_rec recs[NREC];
+    for (int i = 0; i < NREC; i++) {
+        recs[i] = (struct pp_bench_rec){c->buf[i], c->len[i], c->writer};
+    }
+    return pp_bench_avro_raw_rate(recs, NREC, secs);
 }
 
 int main(int argc, char **argv)

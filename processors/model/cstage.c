@@ -164,10 +164,55 @@ int pp_conf_layout_check(const struct pp_model_conf *old, const struct pp_model_
 
 /* ---- construction ----------------------------------------------------------- */
 
+/* A new customer's block: narrow cells, sparse support (struct customer). */
 static size_t customer_block_bytes(const struct pp_cstage *s)
 {
-    return s->w.nwin * sizeof(struct wsum) +
-           s->w.width * (sizeof(uint32_t) + sizeof(uint16_t) + 4 * sizeof(uint8_t));
+    return pp_cust_blk_bytes(&s->w, false, false);
+}
+
+static size_t cons_block_bytes(const struct pp_cstage *s)
+{
+    return s->w.nwin * sizeof(double) + s->w.width * sizeof(float);
+}
+
+void pp_cust_relayout(const struct pp_windows *w, struct customer *c, bool wide, bool dense_sup)
+{
+    wide = wide || c->wide;
+    dense_sup = dense_sup || c->dense_sup;
+    for (uint32_t i = 0; dense_sup && !c->dense_sup && i < c->n_sup; i++) {
+        wide = wide || c->sup[i].wt > UINT8_MAX; /* the dense rings' cells must hold it */
+    }
+    if (wide == c->wide && dense_sup == c->dense_sup) {
+        return;
+    }
+    struct customer n = *c;
+    n.wide = wide;
+    n.dense_sup = dense_sup;
+    n.blk = pp_xcalloc(1, pp_cust_blk_bytes(w, wide, dense_sup));
+    memcpy(n.blk, c->blk, w->nwin * sizeof(struct wsum));
+    for (uint32_t i = 0; i < w->width; i++) {
+        cust_set_active(w, &n, i, cust_active(w, c, i));
+    }
+    if (c->dense_sup) {
+        for (uint32_t i = 0; i < w->width; i++) {
+            cust_set_wt(w, &n, i, cust_wt(w, c, i));
+        }
+        memcpy(cust_cnt(w, &n, 0), cust_cnt(w, c, 0), (size_t)w->width * 4);
+    }
+    else if (dense_sup) {
+        /* The entries' days are distinct slots: they lie within the span
+         * the rings hold (older ones are dropped as their slot is cleared). */
+        for (uint32_t i = 0; i < c->n_sup; i++) {
+            uint32_t sl = pp_slot_of(w->width, c->sup[i].day);
+            cust_set_wt(w, &n, sl, c->sup[i].wt);
+            memcpy(cust_cnt(w, &n, sl), c->sup[i].cnt, 4);
+        }
+        free(n.sup);
+        n.sup = NULL;
+        n.n_sup = n.cap_sup = 0;
+    }
+    free(c->blk);
+    *c = n;
 }
 
 struct pp_cstage *pp_cstage_new(const struct pp_model_conf *conf, uint32_t source, uint32_t sources)
@@ -217,8 +262,9 @@ void pp_cstage_destroy(struct pp_cstage *s)
     uint32_t nc = pp_idmap_count(s->customer_ids);
     for (uint32_t i = 0; i < nc; i++) {
         struct customer *c = &s->customers[i];
-        free(c->sums);
-        free(c->cons);
+        free(c->blk);
+        free(c->cblk);
+        free(c->sup);
         free(c->tr);
         free(c->links);
         free(c->keys);
@@ -249,7 +295,7 @@ static uint32_t slot_of(const struct pp_cstage *s, int32_t day)
 static void customer_touch(struct pp_cstage *s, uint32_t ci)
 {
     struct customer *c = &s->customers[ci];
-    if (c->dirty) {
+    if (c->dirty || s->ephemeral) {
         return;
     }
     c->dirty = true;
@@ -263,20 +309,20 @@ static void customer_touch(struct pp_cstage *s, uint32_t ci)
 /* A fresh customer record at index idx (used by restore too). */
 void pp_cstage_customer_init(struct pp_cstage *s, uint32_t idx)
 {
-    while (idx >= s->customers_cap) {
-        s->customers_cap = s->customers_cap ? s->customers_cap * 2 : 64;
+    if (idx >= s->customers_cap) {
+        /* Grown by a quarter, not doubled: the slack of a large table is
+         * memory held for nobody (at most 25 % here, 50 % on average when
+         * doubling); a customer is created once, the copies are rare. */
+        s->customers_cap = pp_grow_cap(s->customers_cap, idx);
         s->customers = pp_xrealloc(s->customers, s->customers_cap * sizeof(*s->customers));
     }
     struct customer *c = &s->customers[idx];
     memset(c, 0, sizeof(*c));
-    /* One block: window sums, then the rings (struct of arrays). */
-    char *blk = pp_xcalloc(1, customer_block_bytes(s));
-    c->sums = (struct wsum *)(void *)blk;
-    c->active = (uint32_t *)(void *)(blk + s->w.nwin * sizeof(struct wsum));
-    c->wt = (uint16_t *)(void *)(c->active + s->w.width);
-    c->cnt = (uint8_t *)(void *)(c->wt + s->w.width);
+    /* One block: window sums, then the rings (struct of arrays), narrow
+     * until a value needs more (struct customer). */
+    c->blk = pp_xcalloc(1, customer_block_bytes(s));
     for (uint32_t i = 0; i < s->w.width; i++) {
-        c->active[i] = NO_ACTIVE;
+        cust_set_active(&s->w, c, i, NO_ACTIVE);
     }
     c->last_snap_day = NO_DAY;
     c->first_snap_day = NO_DAY;
@@ -339,7 +385,7 @@ bool pp_dedup_put(struct dedup_day *dd, uint64_t key)
 {
     if (dd->cap == 0 || (dd->n + 1) * 4 > dd->cap * 3) {
         uint32_t ncap = dd->cap ? dd->cap * 2 : 64;
-        uint64_t *nk = pp_xcalloc(ncap, sizeof(uint64_t));
+        uint64_t *nk = pp_xcalloc_table(ncap, sizeof(uint64_t));
         for (uint32_t i = 0; i < dd->cap; i++) {
             if (dd->keys[i]) {
                 uint32_t j = (uint32_t)(dd->keys[i] & (ncap - 1));
@@ -444,8 +490,16 @@ void pp_cstage_keys_handout(struct pp_cstage *s)
             }
             pp_ckey_add(keys, n, cap, dd->day, e->key);
         }
-        dd->handed = dd->n_log;
+        /* Handed entries are never read again: the log restarts, so it holds
+         * the events since the last write, not the whole day's. */
+        dd->n_log = 0;
+        dd->handed = 0;
     }
+}
+
+void pp_cstage_set_ephemeral(struct pp_cstage *s, bool on)
+{
+    s->ephemeral = on;
 }
 
 /* Restore: a remembered key goes back into its day's set. */
@@ -741,9 +795,10 @@ static void apply_reversal(struct pp_cstage *s, const struct pp_deal *d, int32_t
 static void ent_remember(struct customer *c, int32_t day, uint32_t entitled)
 {
     for (uint16_t i = 0; i < c->n_ent; i++) {
-        if (c->ent[i].day == day) {
-            if (entitled > c->ent[i].val) {
-                c->ent[i].val = entitled;
+        struct ent_snap *e = cust_ent(c, i);
+        if (e->day == day) {
+            if (entitled > e->val) {
+                e->val = entitled;
             }
             return;
         }
@@ -751,11 +806,11 @@ static void ent_remember(struct customer *c, int32_t day, uint32_t entitled)
     if (c->n_ent == UINT16_MAX) {
         return; /* unreachable: the rings hold fewer days */
     }
-    if (c->n_ent == c->cap_ent) {
+    if (c->n_ent > 0 && c->n_ent - 1 == c->cap_ent) {
         c->cap_ent = c->cap_ent ? (uint16_t)(c->cap_ent * 2) : 2;
         c->ent = pp_xrealloc(c->ent, c->cap_ent * sizeof(*c->ent));
     }
-    c->ent[c->n_ent++] = (struct ent_snap){day, entitled};
+    *cust_ent(c, c->n_ent++) = (struct ent_snap){day, entitled};
 }
 
 static void apply_consumption(struct pp_cstage *s, const struct pp_consumption *cs, int32_t day)
@@ -768,15 +823,16 @@ static void apply_consumption(struct pp_cstage *s, const struct pp_consumption *
     uint32_t sl = slot_of(s, day);
     uint32_t active = cs->licenses_active > 0 ? (uint32_t)cs->licenses_active : 0;
     /* Two snapshots for one day: the larger wins, whatever the order. */
-    if (c->active[sl] == NO_ACTIVE || active > c->active[sl]) {
-        c->active[sl] = active;
+    uint32_t had = cust_active(&s->w, c, sl);
+    if (had == NO_ACTIVE || active > had) {
+        cust_set_active(&s->w, c, sl, active);
     }
     ent_remember(c, day, cs->licenses_entitled > 0 ? (uint32_t)cs->licenses_entitled : 0);
     if (cs->has_consumption_units && cs->consumption_units > 0.0) {
-        if (c->cons == NULL) {
-            c->cons = pp_xcalloc(s->w.width, sizeof(float));
+        if (c->cblk == NULL) {
+            c->cblk = pp_xcalloc(1, cons_block_bytes(s));
         }
-        c->cons[sl] += (float)cs->consumption_units;
+        cust_cons(&s->w, c)[sl] += (float)cs->consumption_units;
         if (c->first_cons_day == NO_DAY || day < c->first_cons_day) {
             c->first_cons_day = day;
         }
@@ -788,6 +844,36 @@ static uint8_t inc8(uint8_t v)
     return v == UINT8_MAX ? v : (uint8_t)(v + 1);
 }
 
+/* The sparse entry of `day`, made when absent; NULL when the customer's
+ * support is dense (made so here when the list is full). */
+static struct sday *sup_entry(struct pp_cstage *s, struct customer *c, int32_t day)
+{
+    if (c->dense_sup) {
+        return NULL;
+    }
+    uint32_t i = c->n_sup;
+    while (i > 0 && c->sup[i - 1].day > day) {
+        i--;
+    }
+    if (i > 0 && c->sup[i - 1].day == day) {
+        return &c->sup[i - 1];
+    }
+    if (c->n_sup == PP_SUP_SPARSE_MAX) {
+        pp_cust_relayout(&s->w, c, c->wide, true);
+        return NULL;
+    }
+    if (c->n_sup == c->cap_sup) {
+        uint32_t cap = c->cap_sup ? c->cap_sup * 2u : 2u;
+        c->cap_sup = (uint8_t)(cap > PP_SUP_SPARSE_MAX ? PP_SUP_SPARSE_MAX : cap);
+        c->sup = pp_xrealloc(c->sup, c->cap_sup * sizeof(*c->sup));
+    }
+    memmove(&c->sup[i + 1], &c->sup[i], (c->n_sup - i) * sizeof(*c->sup));
+    memset(&c->sup[i], 0, sizeof(*c->sup));
+    c->sup[i].day = day;
+    c->n_sup++;
+    return &c->sup[i];
+}
+
 static void apply_support(struct pp_cstage *s, const struct pp_support *sp, int32_t day)
 {
     uint32_t ci = customer_intern(s, sp->customer_id);
@@ -795,32 +881,55 @@ static void apply_support(struct pp_cstage *s, const struct pp_support *sp, int3
     if (c->product < 0 && sp->has_product_id) {
         c->product = product_intern(s, sp->product_id);
     }
-    uint32_t sl = slot_of(s, day);
-    uint8_t *cnt = &c->cnt[sl * 4];
+    /* What the event adds: one to up to two counters, and a weight. */
+    int k1 = -1, k2 = -1;
+    uint32_t w = 0;
     switch (sp->event_type) {
     case PP_TICKET_OPENED:
-        cnt[0] = inc8(cnt[0]);
+        k1 = 0;
         if (!sp->has_vendor_incident_id) {
             int sev = sp->severity >= 1 && sp->severity <= 4 ? sp->severity : 3;
-            uint32_t w = (uint32_t)lround(s->conf.sev_weight[sev - 1]);
-            uint32_t v = c->wt[sl] + w;
-            c->wt[sl] = (uint16_t)(v > UINT16_MAX ? UINT16_MAX : v);
+            w = (uint32_t)lround(s->conf.sev_weight[sev - 1]);
         }
         break;
     case PP_TICKET_ESCALATED:
-        cnt[1] = inc8(cnt[1]);
+        k1 = 1;
         break;
     case PP_TICKET_CSAT:
         if (sp->has_csat_score) {
-            cnt[2] = inc8(cnt[2]);
+            k1 = 2;
             if (sp->csat_score >= s->conf.csat_positive_min) {
-                cnt[3] = inc8(cnt[3]);
+                k2 = 3;
             }
         }
         break;
     default:
         s->stats.ignored++;
         break;
+    }
+    if (k1 < 0) {
+        return;
+    }
+    struct sday *e = sup_entry(s, c, day);
+    if (e != NULL) {
+        e->cnt[k1] = inc8(e->cnt[k1]);
+        if (k2 >= 0) {
+            e->cnt[k2] = inc8(e->cnt[k2]);
+        }
+        uint32_t v = e->wt + w;
+        e->wt = (uint16_t)(v > UINT16_MAX ? UINT16_MAX : v);
+        return;
+    }
+    uint32_t sl = slot_of(s, day);
+    uint8_t *cnt = cust_cnt(&s->w, c, sl);
+    cnt[k1] = inc8(cnt[k1]);
+    if (k2 >= 0) {
+        cnt[k2] = inc8(cnt[k2]);
+    }
+    if (k1 == 0 && !sp->has_vendor_incident_id) {
+        /* Last: widening moves the block `cnt` points into. */
+        uint32_t v = cust_wt(&s->w, c, sl) + w;
+        cust_set_wt(&s->w, c, sl, v > UINT16_MAX ? UINT16_MAX : v);
     }
 }
 
@@ -886,7 +995,7 @@ enum pp_apply_result pp_cstage_apply(struct pp_cstage *s, const struct pp_event 
      * record), so that a restored stage still refuses the duplicate: logged
      * here, handed to the customer when state is written. */
     struct dedup_day *dd = &s->dedup[slot_of(s, day)];
-    if (dd->day == day) {
+    if (dd->day == day && !s->ephemeral) {
         if (dd->n_log == dd->cap_log) {
             dd->cap_log = dd->cap_log ? dd->cap_log * 2 : 64;
             dd->log = pp_xrealloc(dd->log, dd->cap_log * sizeof(*dd->log));
@@ -1056,7 +1165,7 @@ static float upre_of(const struct pp_cstage *s, const struct customer *c, const 
         c->first_snap_day > pre) {
         return -1.0f; /* no pre-deal snapshot: not a qualifying add-on */
     }
-    uint32_t a = c->active[slot_of(s, pre)];
+    uint32_t a = cust_active(&s->w, c, slot_of(s, pre));
     if (a == NO_ACTIVE) {
         return -1.0f;
     }
@@ -1076,13 +1185,13 @@ static double b0_of(const struct pp_cstage *s, const struct customer *c, const s
                     int32_t day)
 {
     int32_t from = t->close - (int32_t)s->conf.oversize_pre_days;
-    if (c->cons == NULL || c->first_cons_day == NO_DAY || c->first_cons_day > from ||
+    if (c->cblk == NULL || c->first_cons_day == NO_DAY || c->first_cons_day > from ||
         (int64_t)from < (int64_t)day - s->w.span) {
         return -1.0; /* a new consumer: OVERSIZE is null */
     }
     double sum = 0.0;
     for (int32_t d = from; d < t->close; d++) {
-        sum += c->cons[slot_of(s, d)];
+        sum += cust_cons(&s->w, c)[slot_of(s, d)];
     }
     double b0 = sum / (double)s->conf.oversize_pre_days;
     return b0 > 0.0 ? b0 : -1.0;
@@ -1126,46 +1235,54 @@ static void credit_shares(const struct pp_cstage *s, struct customer *c, const s
 static void finalize_customer(struct pp_cstage *s, struct customer *c, int32_t day, bool pool)
 {
     uint32_t sl = slot_of(s, day);
-    if (c->active[sl] == NO_ACTIVE) {
-        c->active[sl] = c->last_snap_day != NO_DAY ? c->last_active : 0; /* carried forward */
+    uint32_t act = cust_active(&s->w, c, sl);
+    if (act == NO_ACTIVE) {
+        act = c->last_snap_day != NO_DAY ? c->last_active : 0; /* carried forward */
+        cust_set_active(&s->w, c, sl, act);
     }
     else {
-        c->last_active = c->active[sl];
+        c->last_active = act;
         c->last_snap_day = day;
         if (c->first_snap_day == NO_DAY) {
             c->first_snap_day = day;
         }
     }
-    const uint8_t *cnt = &c->cnt[sl * 4];
-    float cons = c->cons ? c->cons[sl] : 0.0f;
+    uint8_t cnt[4];
+    uint32_t wt = cust_sup_get(&s->w, c, day, cnt);
+    const float *cring = c->cblk ? cust_cons(&s->w, c) : NULL;
+    float cons = cring ? cring[sl] : 0.0f;
+    struct wsum *sums = cust_sums(&s->w, c);
     for (uint32_t w = 0; w < s->w.nwin; w++) {
-        struct wsum *ws = &c->sums[w];
+        struct wsum *ws = &sums[w];
         uint32_t os = slot_of(s, day - (int32_t)s->w.win[w]);
-        uint32_t old_active = c->active[os] == NO_ACTIVE ? 0 : c->active[os];
-        const uint8_t *ocnt = &c->cnt[os * 4];
-        ws->active += (uint64_t)c->active[sl] - old_active;
-        ws->wt += (uint32_t)c->wt[sl] - c->wt[os];
+        uint32_t oa = cust_active(&s->w, c, os);
+        uint32_t old_active = oa == NO_ACTIVE ? 0 : oa;
+        uint8_t ocnt[4];
+        uint32_t owt = cust_sup_get(&s->w, c, day - (int32_t)s->w.win[w], ocnt);
+        ws->active += (uint64_t)act - old_active;
+        ws->wt += wt - owt;
         ws->opened += (uint32_t)cnt[0] - ocnt[0];
         ws->esc += (uint32_t)cnt[1] - ocnt[1];
         ws->resp += (uint32_t)cnt[2] - ocnt[2];
         ws->pos += (uint32_t)cnt[3] - ocnt[3];
-        if (c->cons) {
-            ws->cons += (double)cons - (double)c->cons[os];
+        if (cring) {
+            c->cblk[w] += (double)cons - (double)cring[os];
         }
     }
     c->cons_cum += cons;
 
     int32_t best = NO_DAY;
     for (uint16_t i = 0; i < c->n_ent;) {
-        if (c->ent[i].day > day) {
+        struct ent_snap *e = cust_ent(c, i);
+        if (e->day > day) {
             i++;
             continue;
         }
-        if (c->ent[i].day > best) {
-            best = c->ent[i].day;
-            c->ent_now = c->ent[i].val;
+        if (e->day > best) {
+            best = e->day;
+            c->ent_now = e->val;
         }
-        c->ent[i] = c->ent[--c->n_ent];
+        *e = *cust_ent(c, --c->n_ent);
     }
     struct spans sp;
     tranche_spans(s, c, day, &sp);
@@ -1186,8 +1303,8 @@ static void finalize_customer(struct pp_cstage *s, struct customer *c, int32_t d
             if (isnan(t->commit_base) && t->start <= day) {
                 double recent = 0.0;
                 int32_t lo = max_i32(t->start, day - (int32_t)s->w.span + 1);
-                for (int32_t d = lo; c->cons && d <= day; d++) {
-                    recent += c->cons[slot_of(s, d)];
+                for (int32_t d = lo; c->cblk && d <= day; d++) {
+                    recent += cust_cons(&s->w, c)[slot_of(s, d)];
                 }
                 t->commit_base = c->cons_cum - recent;
             }
@@ -1223,8 +1340,8 @@ static void finalize_customer(struct pp_cstage *s, struct customer *c, int32_t d
     }
     if (pool && c->product >= 0 && c->band >= 0) {
         struct cpart_int *cp = &s->today[(size_t)c->product * N_BANDS + (size_t)c->band];
-        cp->wt += c->wt[sl];
-        cp->active += c->active[sl];
+        cp->wt += wt;
+        cp->active += act;
         cp->opened += cnt[0];
         cp->esc += cnt[1];
         cp->resp += cnt[2];
@@ -1233,11 +1350,30 @@ static void finalize_customer(struct pp_cstage *s, struct customer *c, int32_t d
     }
     /* The oldest slot the evaluation reads is now free for a future day. */
     uint32_t fs = slot_of(s, day - (int32_t)s->w.span);
-    c->active[fs] = NO_ACTIVE;
-    c->wt[fs] = 0;
-    memset(&c->cnt[fs * 4], 0, 4);
-    if (c->cons) {
-        c->cons[fs] = 0.0f;
+    cust_set_active(&s->w, c, fs, NO_ACTIVE);
+    if (c->dense_sup) {
+        cust_set_wt(&s->w, c, fs, 0);
+        memset(cust_cnt(&s->w, c, fs), 0, 4);
+    }
+    else if (c->n_sup > 0) {
+        /* The entries of days <= day - span: their slot is cleared. */
+        int32_t fday = day - (int32_t)s->w.span;
+        uint32_t k = 0;
+        while (k < c->n_sup && c->sup[k].day <= fday) {
+            k++;
+        }
+        if (k == c->n_sup) {
+            free(c->sup); /* none left: a quiet customer holds nothing */
+            c->sup = NULL;
+            c->n_sup = c->cap_sup = 0;
+        }
+        else if (k > 0) {
+            memmove(c->sup, c->sup + k, (c->n_sup - k) * sizeof(*c->sup));
+            c->n_sup = (uint8_t)(c->n_sup - k);
+        }
+    }
+    if (c->cblk) {
+        cust_cons(&s->w, c)[fs] = 0.0f;
     }
     c->done = day;
 }
@@ -1267,16 +1403,29 @@ void pp_cstage_settle(struct pp_cstage *s)
 
 /* ---- evaluation: step 2, the assessments ----------------------------------- */
 
+/* The sums over [since, day] read back from the rings, for the windows
+ * that all need the same ones (see own_since). */
+struct scan {
+    bool done;
+    struct pp_xown v;
+};
+
 /* The customer's own sums over the days of window w (ending on `day`) from
  * `since` on: the whole window when it has been in the pool all along (the
  * usual case, O(1)); after a band change only the days it has spent in the
- * pool since (read back from the rings, for at most one window's days). */
+ * pool since (read back from the rings, for at most one window's days).
+ * Those are [since, day] whatever the window: read once per `since`, kept
+ * in *scan for the other windows. */
 static void own_since(const struct pp_cstage *s, const struct customer *c, uint32_t w, int32_t day,
-                      int32_t since, struct pp_xown *out)
+                      int32_t since, struct pp_xown *out, struct scan *scan)
 {
     int32_t from = day - (int32_t)s->w.win[w] + 1;
+    if (scan && scan->done && since != NO_DAY && since > from) {
+        *out = scan->v;
+        return;
+    }
     if (since == NO_DAY || since <= from) {
-        const struct wsum *ws = &c->sums[w];
+        const struct wsum *ws = &cust_sums(&s->w, c)[w];
         out->active = ws->active;
         out->wt = ws->wt;
         out->opened = ws->opened;
@@ -1290,13 +1439,26 @@ static void own_since(const struct pp_cstage *s, const struct customer *c, uint3
     uint32_t wt = 0, opened = 0, esc = 0, resp = 0, pos = 0;
     for (int32_t d = since; d <= day; d++) {
         uint32_t sl = slot_of(s, d);
-        const uint8_t *cnt = &c->cnt[sl * 4];
-        active += c->active[sl] == NO_ACTIVE ? 0 : c->active[sl];
-        wt += c->wt[sl];
-        opened += cnt[0];
-        esc += cnt[1];
-        resp += cnt[2];
-        pos += cnt[3];
+        uint32_t a = cust_active(&s->w, c, sl);
+        active += a == NO_ACTIVE ? 0 : a;
+        if (c->dense_sup) {
+            const uint8_t *cnt = cust_cnt(&s->w, c, sl);
+            wt += cust_wt(&s->w, c, sl);
+            opened += cnt[0];
+            esc += cnt[1];
+            resp += cnt[2];
+            pos += cnt[3];
+        }
+    }
+    for (uint32_t i = 0; !c->dense_sup && i < c->n_sup; i++) {
+        const struct sday *e = &c->sup[i];
+        if (e->day >= since && e->day <= day) {
+            wt += e->wt;
+            opened += e->cnt[0];
+            esc += e->cnt[1];
+            resp += e->cnt[2];
+            pos += e->cnt[3];
+        }
     }
     out->active = active;
     out->wt = wt;
@@ -1304,6 +1466,10 @@ static void own_since(const struct pp_cstage *s, const struct customer *c, uint3
     out->esc = esc;
     out->resp = resp;
     out->pos = pos;
+    if (scan) {
+        scan->v = *out;
+        scan->done = true;
+    }
 }
 
 static void xsig_set(struct pp_xsig *x, struct pp_sig s)
@@ -1359,7 +1525,7 @@ static void customer_facts(const struct pp_cstage *s, const struct customer *c, 
                 ent += tranche_seatdays(s, &c->tr[i], sp, i, from, day, false);
             }
         }
-        double act = (double)c->sums[wa[k]].active;
+        double act = (double)cust_sums(&s->w, c)[wa[k]].active;
         xsig_set(&x->shelf[k], pp_sig_shelf(cf, exp, act, entitled, aged, snap_age));
         if (k == 0) {
             x->exp_util0 = ent > 0.0 ? exp / ent : NAN;
@@ -1373,16 +1539,17 @@ static void customer_facts(const struct pp_cstage *s, const struct customer *c, 
     const uint32_t ws[PP_XW__COUNT] = {s->w.w_load_s, s->w.w_load_l, s->w.w_ratio_s,
                                        s->w.w_ratio_l};
     bool pooled = c->product >= 0 && c->band >= 0;
+    struct scan band_scan = {.done = false}, mature_scan = {.done = false};
     for (int i = 0; i < PP_XW__COUNT; i++) {
-        own_since(s, c, ws[i], day, NO_DAY, &x->win[i]);
+        own_since(s, c, ws[i], day, NO_DAY, &x->win[i], NULL);
         if (pooled) {
-            own_since(s, c, ws[i], day, c->band_since, &x->band_own[i]);
+            own_since(s, c, ws[i], day, c->band_since, &x->band_own[i], &band_scan);
         }
         else {
             memset(&x->band_own[i], 0, sizeof(x->band_own[i]));
         }
         if (pooled && c->band >= 1) {
-            own_since(s, c, ws[i], day, c->mature_since, &x->mature_own[i]);
+            own_since(s, c, ws[i], day, c->mature_since, &x->mature_own[i], &mature_scan);
         }
         else {
             memset(&x->mature_own[i], 0, sizeof(x->mature_own[i]));
@@ -1457,7 +1624,7 @@ static bool pxc_facts(const struct pp_cstage *s, const struct customer *c, int32
             if (!isnan(t->commit_base)) {
                 double cum = c->cons_cum - t->commit_base;
                 for (int k = 0; k < 2; k++) {
-                    double rr = c->sums[wa[k]].cons / (double)s->w.win[wa[k]];
+                    double rr = (c->cblk ? c->cblk[wa[k]] : 0.0) / (double)s->w.win[wa[k]];
                     struct pp_sig g =
                         pp_sig_commit_gap(cf, t->commit_k, cum, rr, t->start, sp->end[i], day);
                     if (g.present && (!gap[k].present || g.risk > gap[k].risk)) {
@@ -1668,10 +1835,12 @@ const struct pp_model_stats *pp_cstage_stats(const struct pp_cstage *s)
     struct pp_model_stats *st = (struct pp_model_stats *)&s->stats;
     size_t bytes = sizeof(*s) + (size_t)PP_MODEL_MAX_PRODUCTS * N_BANDS * sizeof(struct cpart_int);
     uint32_t nc = pp_idmap_count(s->customer_ids);
-    bytes += (size_t)s->customers_cap * sizeof(struct customer) + nc * customer_block_bytes(s);
+    bytes += (size_t)s->customers_cap * sizeof(struct customer);
     for (uint32_t i = 0; i < nc; i++) {
         const struct customer *c = &s->customers[i];
-        bytes += c->cons ? s->w.width * sizeof(float) : 0;
+        bytes += pp_cust_blk_bytes(&s->w, c->wide, c->dense_sup);
+        bytes += c->cap_sup * sizeof(struct sday);
+        bytes += c->cblk ? cons_block_bytes(s) : 0;
         bytes += c->cap_tr * sizeof(struct tranche) + c->cap_links * sizeof(int32_t);
     }
     st->bytes_state = bytes;

@@ -228,6 +228,7 @@ struct pp_model *pp_model_new(const struct pp_model_conf *conf)
 {
     struct pp_model *m = pp_xcalloc(1, sizeof(*m));
     m->c = pp_cstage_new(conf, 0, 1);
+    pp_cstage_set_ephemeral(m->c, true); /* pp_model is never persisted */
     m->p = pp_pstage_new(conf, 1);
     pp_pstage_set_stream(m->p, true);
     return m;

@@ -51,9 +51,6 @@ struct pp_pstage *pp_pstage_new(const struct pp_model_conf *conf, uint32_t sourc
     m->customer_ids = pp_idmap_new();
     m->partner_ids = pp_idmap_new();
     m->product_ids = pp_idmap_new();
-    m->cday =
-        pp_xcalloc((size_t)PP_MODEL_MAX_PRODUCTS * N_BANDS * m->w.width, sizeof(struct cpart));
-    m->cwin = pp_xcalloc((size_t)PP_MODEL_MAX_PRODUCTS * N_BANDS * m->w.nwin, sizeof(struct cpart));
     m->hist_all = pp_xcalloc(DISC_BINS, sizeof(uint32_t));
     m->hist_own = pp_xcalloc(DISC_BINS, sizeof(uint32_t));
     m->last_eval = NO_DAY;
@@ -180,8 +177,8 @@ static uint32_t partner_intern(struct pp_pstage *m, const char *id)
 /* A fresh customer (its pairs) at index idx (used by restore too). */
 void pp_pstage_customer_init(struct pp_pstage *m, uint32_t idx)
 {
-    while (idx >= m->customers_cap) {
-        m->customers_cap = m->customers_cap ? m->customers_cap * 2 : 64;
+    if (idx >= m->customers_cap) {
+        m->customers_cap = pp_grow_cap(m->customers_cap, idx); /* as the customers stage */
         m->customers = pp_xrealloc(m->customers, m->customers_cap * sizeof(*m->customers));
     }
     memset(&m->customers[idx], 0, sizeof(m->customers[idx]));
@@ -237,7 +234,29 @@ static int16_t product_intern(struct pp_pstage *m, const char *id)
     if (pp_idmap_count(m->product_ids) >= PP_MODEL_MAX_PRODUCTS) {
         return -1; /* beyond the cohort table: fallbacks apply */
     }
-    return (int16_t)pp_idmap_intern(m->product_ids, id, NULL);
+    int16_t p = (int16_t)pp_idmap_intern(m->product_ids, id, NULL);
+    pp_pstage_cohort_fit(m);
+    return p;
+}
+
+/* The cohort tables grow by one product at a time (at most
+ * PP_MODEL_MAX_PRODUCTS): a stage holds the products it has seen, not the
+ * table's limit (1.4 MB with the default 128-day width). A product's rows
+ * are contiguous ([product][band][slot]), so growing keeps every index. */
+void pp_pstage_cohort_fit(struct pp_pstage *m)
+{
+    uint32_t np = pp_idmap_count(m->product_ids);
+    if (np <= m->cohort_products) {
+        return;
+    }
+    size_t day_row = (size_t)N_BANDS * m->w.width, win_row = (size_t)N_BANDS * m->w.nwin;
+    m->cday = pp_xrealloc(m->cday, np * day_row * sizeof(struct cpart));
+    m->cwin = pp_xrealloc(m->cwin, np * win_row * sizeof(struct cpart));
+    memset(m->cday + m->cohort_products * day_row, 0,
+           (np - m->cohort_products) * day_row * sizeof(struct cpart));
+    memset(m->cwin + m->cohort_products * win_row, 0,
+           (np - m->cohort_products) * win_row * sizeof(struct cpart));
+    m->cohort_products = np;
 }
 
 /* The index of `id` in `ids`, through the hint of a directly fed record:
@@ -1728,7 +1747,7 @@ int pp_pstage_pxc_view(const struct pp_pstage *m, const char *partner_id, const 
 const struct pp_model_stats *pp_pstage_stats(const struct pp_pstage *m)
 {
     struct pp_model_stats *st = (struct pp_model_stats *)&m->stats;
-    size_t bytes = sizeof(*m) + (size_t)PP_MODEL_MAX_PRODUCTS * N_BANDS * (m->w.width + m->w.nwin) *
+    size_t bytes = sizeof(*m) + (size_t)m->cohort_products * N_BANDS * (m->w.width + m->w.nwin) *
                                     sizeof(struct cpart);
     uint32_t nc = pp_idmap_count(m->customer_ids);
     bytes += (size_t)m->customers_cap * sizeof(struct pcust);

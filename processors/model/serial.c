@@ -33,7 +33,11 @@
 #include "palloc.h"
 #include "stage_int.h"
 
-#define SERIAL_VERSION 1
+/* 2: a customer's support days are sparse or dense rings (struct customer);
+ * 1 had dense rings always, and is still read (as dense rings). Every other
+ * record is the same in both. */
+#define SERIAL_VERSION     2
+#define SERIAL_VERSION_MIN 1
 
 /* ---- writer ------------------------------------------------------------------ */
 
@@ -316,19 +320,30 @@ static int r_done(struct in *r, const char *what, char *errstr, size_t errstr_si
     return 0;
 }
 
-static int r_version(struct in *r, const char *what, char *errstr, size_t errstr_size)
+/* The record's version into *version (may be NULL); -1 when this build
+ * cannot read it. */
+static int r_version_of(struct in *r, const char *what, uint8_t *version, char *errstr,
+                        size_t errstr_size)
 {
     uint8_t v = r_u8(r);
     if (r->err) {
         snprintf(errstr, errstr_size, "%s record: empty", what);
         return -1;
     }
-    if (v != SERIAL_VERSION) {
-        snprintf(errstr, errstr_size, "%s record: unknown version %u (this build reads %u)", what,
-                 v, SERIAL_VERSION);
+    if (v < SERIAL_VERSION_MIN || v > SERIAL_VERSION) {
+        snprintf(errstr, errstr_size, "%s record: unknown version %u (this build reads %u..%u)",
+                 what, v, SERIAL_VERSION_MIN, SERIAL_VERSION);
         return -1;
     }
+    if (version) {
+        *version = v;
+    }
     return 0;
+}
+
+static int r_version(struct in *r, const char *what, char *errstr, size_t errstr_size)
+{
+    return r_version_of(r, what, NULL, errstr, errstr_size);
 }
 
 /* ---- keys ---------------------------------------------------------------------- */
@@ -379,25 +394,37 @@ static int key_parse(const uint8_t *key, size_t klen, char *type, char *a, char 
 
 /* ---- customers stage ---------------------------------------------------------- */
 
+/* A customer's ring as w_ring / r_ring see it: its cells are narrow or
+ * wide (struct customer), the record holds the values either way, so the
+ * layout of the record does not depend on it. */
+struct cring {
+    const struct pp_windows *w;
+    struct customer *c;
+};
+
 static uint64_t get_active(const void *ring, uint32_t i)
 {
-    uint32_t v = ((const uint32_t *)ring)[i];
+    const struct cring *r = ring;
+    uint32_t v = cust_active(r->w, r->c, i);
     return v == NO_ACTIVE ? 0 : (uint64_t)v + 1;
 }
 
 static void set_active(void *ring, uint32_t i, uint64_t v)
 {
-    ((uint32_t *)ring)[i] = v == 0 ? NO_ACTIVE : (uint32_t)(v - 1);
+    struct cring *r = ring;
+    cust_set_active(r->w, r->c, i, v == 0 ? NO_ACTIVE : (uint32_t)(v - 1));
 }
 
-static uint64_t get_u16(const void *ring, uint32_t i)
+static uint64_t get_wt(const void *ring, uint32_t i)
 {
-    return ((const uint16_t *)ring)[i];
+    const struct cring *r = ring;
+    return cust_wt(r->w, r->c, i);
 }
 
-static void set_u16(void *ring, uint32_t i, uint64_t v)
+static void set_wt(void *ring, uint32_t i, uint64_t v)
 {
-    ((uint16_t *)ring)[i] = (uint16_t)v;
+    struct cring *r = ring;
+    cust_set_wt(r->w, r->c, i, (uint16_t)v);
 }
 
 static uint64_t get_u8(const void *ring, uint32_t i)
@@ -439,8 +466,9 @@ static void write_customer(const struct pp_cstage *s, const struct customer *c, 
     w_var(o, c->ent_now);
     w_var(o, c->n_ent);
     for (uint16_t i = 0; i < c->n_ent; i++) {
-        w_zz(o, c->ent[i].day);
-        w_var(o, c->ent[i].val);
+        const struct ent_snap *e = cust_ent((struct customer *)c, i);
+        w_zz(o, e->day);
+        w_var(o, e->val);
     }
     w_f64(o, c->cons_cum);
     w_u8(o, c->n_links);
@@ -474,21 +502,35 @@ static void write_customer(const struct pp_cstage *s, const struct customer *c, 
         w_u8(o, t->credit_seats);
     }
     for (uint32_t w = 0; w < s->w.nwin; w++) {
-        const struct wsum *ws = &c->sums[w];
+        const struct wsum *ws = &cust_sums(&s->w, c)[w];
         w_var(o, ws->active);
         w_var(o, ws->wt);
         w_var(o, ws->opened);
         w_var(o, ws->esc);
         w_var(o, ws->resp);
         w_var(o, ws->pos);
-        w_f64(o, ws->cons);
+        w_f64(o, c->cblk ? c->cblk[w] : 0.0);
     }
-    w_ring(o, s->w.width, get_active, c->active);
-    w_ring(o, s->w.width, get_u16, c->wt);
-    w_ring(o, s->w.width * 4, get_u8, c->cnt);
-    w_u8(o, c->cons != NULL);
-    if (c->cons != NULL) {
-        w_ring(o, s->w.width, get_f32bits, c->cons);
+    struct cring cr = {&s->w, (struct customer *)c};
+    w_ring(o, s->w.width, get_active, &cr);
+    w_u8(o, c->dense_sup);
+    if (c->dense_sup) {
+        w_ring(o, s->w.width, get_wt, &cr);
+        w_ring(o, s->w.width * 4, get_u8, cust_cnt(&s->w, c, 0));
+    }
+    else {
+        w_var(o, c->n_sup);
+        for (uint32_t i = 0; i < c->n_sup; i++) {
+            w_zz(o, c->sup[i].day);
+            w_var(o, c->sup[i].wt);
+            for (int k = 0; k < 4; k++) {
+                w_u8(o, c->sup[i].cnt[k]);
+            }
+        }
+    }
+    w_u8(o, c->cblk != NULL);
+    if (c->cblk != NULL) {
+        w_ring(o, s->w.width, get_f32bits, cust_cons(&s->w, c));
     }
     /* Only the keys dedup still remembers. */
     int32_t forget =
@@ -508,8 +550,9 @@ static void write_customer(const struct pp_cstage *s, const struct customer *c, 
 
 static void customer_free_parts(struct customer *c)
 {
-    free(c->sums);
-    free(c->cons);
+    free(c->blk);
+    free(c->cblk);
+    free(c->sup);
     free(c->tr);
     free(c->links);
     free(c->keys);
@@ -522,7 +565,8 @@ static int read_customer(struct pp_cstage *s, const char *id, const uint8_t *val
                          char *errstr, size_t errstr_size)
 {
     struct in r = {val, vlen, 0, NULL};
-    if (r_version(&r, "customer", errstr, errstr_size) != 0) {
+    uint8_t version;
+    if (r_version_of(&r, "customer", &version, errstr, errstr_size) != 0) {
         return -1;
     }
     bool created;
@@ -555,11 +599,12 @@ static int read_customer(struct pp_cstage *s, const char *id, const uint8_t *val
     c->ent_now = r_u32(&r, UINT32_MAX);
     uint32_t ne = r_u32(&r, UINT16_MAX);
     if (ne > 0 && r.err == NULL) {
-        c->ent = pp_xcalloc(ne, sizeof(*c->ent));
-        c->n_ent = c->cap_ent = (uint16_t)ne;
+        c->ent = ne > 1 ? pp_xcalloc(ne - 1, sizeof(*c->ent)) : NULL;
+        c->cap_ent = (uint16_t)(ne - 1);
+        c->n_ent = (uint16_t)ne;
         for (uint32_t i = 0; i < ne; i++) {
-            c->ent[i].day = r_zz(&r);
-            c->ent[i].val = r_u32(&r, UINT32_MAX);
+            cust_ent(c, i)->day = r_zz(&r);
+            cust_ent(c, i)->val = r_u32(&r, UINT32_MAX);
         }
     }
     c->cons_cum = r_f64(&r);
@@ -611,23 +656,56 @@ static int read_customer(struct pp_cstage *s, const char *id, const uint8_t *val
             r_fail(&r, "deal field out of range");
         }
     }
+    double csum[PP_MODEL_MAX_WINDOWS];
+    bool csum_set = false;
     for (uint32_t w = 0; w < s->w.nwin; w++) {
-        struct wsum *ws = &c->sums[w];
+        struct wsum *ws = &cust_sums(&s->w, c)[w];
         ws->active = r_var(&r);
         ws->wt = r_u32(&r, UINT32_MAX);
         ws->opened = r_u32(&r, UINT32_MAX);
         ws->esc = r_u32(&r, UINT32_MAX);
         ws->resp = r_u32(&r, UINT32_MAX);
         ws->pos = r_u32(&r, UINT32_MAX);
-        ws->cons = r_f64(&r);
+        csum[w] = r_f64(&r);
+        csum_set = csum_set || csum[w] != 0.0;
     }
-    r_ring(&r, s->w.width, set_active, c->active);
-    r_ring(&r, s->w.width, set_u16, c->wt);
-    r_ring(&r, s->w.width * 4, set_u8, c->cnt);
+    /* Rings that need wide cells widen the customer as they are read. */
+    struct cring cr = {&s->w, c};
+    r_ring(&r, s->w.width, set_active, &cr);
+    uint8_t dense = version < 2 ? 1 : r_u8(&r); /* version 1: dense rings */
+    if (dense > 1) {
+        r_fail(&r, "support form out of range");
+    }
+    else if (dense) {
+        pp_cust_relayout(&s->w, c, c->wide, true);
+        r_ring(&r, s->w.width, set_wt, &cr);
+        r_ring(&r, s->w.width * 4, set_u8, cust_cnt(&s->w, c, 0));
+    }
+    else {
+        uint32_t ns = r_u32(&r, PP_SUP_SPARSE_MAX);
+        if (ns > 0 && r.err == NULL) {
+            c->sup = pp_xcalloc(ns, sizeof(*c->sup));
+            c->cap_sup = (uint8_t)ns;
+        }
+        for (uint32_t i = 0; i < ns && r.err == NULL; i++) {
+            struct sday *e = &c->sup[c->n_sup++];
+            e->day = r_zz(&r);
+            e->wt = (uint16_t)r_u32(&r, UINT16_MAX);
+            for (int k = 0; k < 4; k++) {
+                e->cnt[k] = r_u8(&r);
+            }
+            if (i > 0 && e->day <= c->sup[i - 1].day) {
+                r_fail(&r, "support days out of order");
+            }
+        }
+    }
     uint8_t has_cons = r_u8(&r);
+    if (has_cons || csum_set) {
+        c->cblk = pp_xcalloc(1, s->w.nwin * sizeof(double) + s->w.width * sizeof(float));
+        memcpy(c->cblk, csum, s->w.nwin * sizeof(double));
+    }
     if (has_cons) {
-        c->cons = pp_xcalloc(s->w.width, sizeof(float));
-        r_ring(&r, s->w.width, set_f32bits, c->cons);
+        r_ring(&r, s->w.width, set_f32bits, cust_cons(&s->w, c));
     }
     uint32_t nk = r_u32(&r, (uint32_t)(vlen / 9));
     for (uint32_t i = 0; i < nk && !r.err; i++) {
@@ -692,8 +770,18 @@ static void emit_customer(const struct pp_cstage *s, uint32_t ci, struct out *k,
     cb(k->p, k->n, v->p, v->n, opaque);
 }
 
+/* A bug, not bad input: the caller made the stage ephemeral. */
+static void not_ephemeral(const struct pp_cstage *s)
+{
+    if (s->ephemeral) {
+        fprintf(stderr, "level=fatal msg=\"customers stage written but made ephemeral\"\n");
+        abort();
+    }
+}
+
 void pp_cstage_dump(const struct pp_cstage *s, pp_kv_cb *cb, void *opaque)
 {
+    not_ephemeral(s);
     /* Handing the dedup log out to the key lists changes where the keys
      * are kept, not what the stage holds. */
     pp_cstage_keys_handout((struct pp_cstage *)s);
@@ -712,6 +800,7 @@ void pp_cstage_dump(const struct pp_cstage *s, pp_kv_cb *cb, void *opaque)
 
 void pp_cstage_flush_dirty(struct pp_cstage *s, pp_kv_cb *cb, void *opaque)
 {
+    not_ephemeral(s);
     pp_cstage_keys_handout(s);
     /* Only customers an event changed: a closed day changes every customer's
      * rings, but replaying it from the older record is exact (settle), so
@@ -1029,6 +1118,7 @@ static int read_product(struct pp_pstage *m, const char *id, const uint8_t *val,
             return -1;
         }
         p = pp_idmap_intern(m->product_ids, id, NULL);
+        pp_pstage_cohort_fit(m);
     }
     for (int b = 0; b < N_BANDS; b++) {
         for (uint32_t sl = 0; sl < m->w.width; sl++) {

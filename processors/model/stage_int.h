@@ -53,6 +53,17 @@ static inline uint32_t pp_slot_of(uint32_t width, int32_t day)
     return (uint32_t)(s < 0 ? s + width : s);
 }
 
+/* The next capacity of a per-customer table that must hold index idx:
+ * a quarter more (at least 64, at least idx + 1). */
+static inline uint32_t pp_grow_cap(uint32_t cap, uint32_t idx)
+{
+    uint64_t n = cap < 64 ? 64 : (uint64_t)cap + cap / 4;
+    if (n <= idx) {
+        n = (uint64_t)idx + 1;
+    }
+    return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+
 /* qsort that accepts an empty (NULL) array: C leaves qsort(NULL, 0) undefined. */
 void pp_sort_n(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *));
 
@@ -90,11 +101,11 @@ struct ckey {
     uint64_t key;
 };
 
-/* Sums over one window of finalized days. */
+/* Sums over one window of finalized days (consumption's are in the
+ * customer's consumption block: most customers have none). */
 struct wsum {
     uint64_t active;
     uint32_t wt, opened, esc, resp, pos;
-    double cons;
 };
 
 /* A licences_entitled snapshot of a day not finalized yet (credit_mode 2). */
@@ -103,24 +114,55 @@ struct ent_snap {
     uint32_t val;
 };
 
+/* The support values of one day: severity-weighted tickets opened and 4
+ * counters (opened, escalated, CSAT responses, positives; u8 saturating). */
+struct sday {
+    int32_t day;
+    uint16_t wt; /* saturating */
+    uint8_t cnt[4];
+};
+
+/* Support days kept sparse up to this many; one more makes the rings dense
+ * (48 x 12 bytes is about what the dense rings of 128 days cost). */
+#define PP_SUP_SPARSE_MAX 48
+
+/* A customer's window sums and day rings live in one block (cust_* below
+ * read and write them):
+ *
+ *   nwin x struct wsum | active seats, width slots | [dense support only:
+ *   severity-weighted tickets opened, width slots | width x 4 counters]
+ *
+ * A ring cell is as narrow as the customer's values allow: active seats in
+ * u16 (UINT16_MAX = no snapshot that day) and weighted tickets in u8 until
+ * one value needs more, then the customer is widened for good to u32
+ * (NO_ACTIVE = no snapshot) and u16 (saturating, as before).
+ *
+ * Support values are sparse first: a list of the days that have any (struct
+ * sday, sorted by day), since most customers open a ticket on few days. A
+ * customer with more than PP_SUP_SPARSE_MAX such days in its rings' span gets
+ * the dense rings for good. A day without an entry holds zeros, as a
+ * cleared ring slot does; finalizing day D drops the entries of days <= D -
+ * span as it clears that slot. The values are the same in every form; only
+ * the storage differs. */
 struct customer {
-    struct wsum *sums;  /* nwin windows */
-    uint32_t *active;   /* width slots; NO_ACTIVE = no snapshot that day */
-    uint16_t *wt;       /* severity-weighted tickets opened */
-    uint8_t *cnt;       /* 4 per slot: opened, escalated, csat responses, positives */
-    float *cons;        /* consumption units per slot; NULL until the first */
-    double cons_cum;    /* all finalized consumption */
-    struct tranche *tr; /* sorted by (close, deal) */
-    int32_t *links;     /* partner (stage-local index) of each link, in link order */
+    char *blk;            /* window sums and rings, see above */
+    double *cblk;         /* consumption: nwin window sums, then width floats
+                             (units per slot); NULL until the first */
+    double cons_cum;      /* all finalized consumption */
+    struct tranche *tr;   /* sorted by (close, deal) */
+    int32_t *links;       /* partner (stage-local index) of each link, in link order */
+    struct sday *sup;     /* sparse support days (see above), NULL when none or dense */
+    struct ckey *keys;    /* its events' dedup keys of the remembered days (changelog) */
+    struct ent_snap *ent; /* entitlement snapshots after the first (ent0) */
     uint32_t last_active;
     /* licences_entitled of the snapshot days after the last finalized one:
      * finalizing day D takes the newest entry <= D into ent_now and drops
      * them, so D never sees a later snapshot, however far ahead the inputs
      * run (events up to the alignment horizon may be applied before D is
      * evaluated) */
-    struct ent_snap *ent;
-    uint16_t n_ent, cap_ent;
-    uint32_t ent_now; /* entitled as of the evaluated day, UINT32_MAX unknown */
+    struct ent_snap ent0;    /* the first inline: usually the only one (cust_ent) */
+    uint16_t n_ent, cap_ent; /* cap_ent: of ent, the others */
+    uint32_t ent_now;        /* entitled as of the evaluated day, UINT32_MAX unknown */
     int32_t last_snap_day;
     int32_t first_snap_day;
     int32_t first_cons_day;
@@ -128,14 +170,143 @@ struct customer {
      * mature bands (>= 90 d): the days this customer's sums sit in those
      * cohort pools, which is what leave-one-out must take out. */
     int32_t band_since, mature_since;
-    int32_t done;      /* the last day finalized for it: a restored record catches up */
-    struct ckey *keys; /* its events' dedup keys of the remembered days (changelog) */
+    int32_t done; /* the last day finalized for it: a restored record catches up */
     uint32_t n_keys, cap_keys;
     int16_t product; /* cohort product (stage-local index), -1 unknown */
     int8_t band;     /* today's age band, -1 none */
     uint8_t n_tr, n_links, cap_tr, cap_links;
-    bool dirty; /* changed since the last flush_dirty */
+    uint8_t n_sup, cap_sup;
+    bool dirty;     /* changed since the last flush_dirty */
+    bool wide;      /* the rings' cells are u32 / u16 (see above) */
+    bool dense_sup; /* support values in rings, not in sup (see above) */
 };
+
+/* Entitlement snapshot i of the customer (i < n_ent): the first is inline,
+ * as a customer seldom has more than one day's snapshot waiting. */
+static inline struct ent_snap *cust_ent(struct customer *c, uint32_t i)
+{
+    return i == 0 ? &c->ent0 : &c->ent[i - 1];
+}
+
+/* Bytes of a customer's block of sums and rings. */
+static inline size_t pp_cust_blk_bytes(const struct pp_windows *w, bool wide, bool dense_sup)
+{
+    size_t slot = wide ? 4 : 2;
+    if (dense_sup) {
+        slot += wide ? 6 : 5;
+    }
+    return w->nwin * sizeof(struct wsum) + (size_t)w->width * slot;
+}
+
+static inline struct wsum *cust_sums(const struct pp_windows *w, const struct customer *c)
+{
+    (void)w;
+    return (struct wsum *)(void *)c->blk;
+}
+
+static inline uint32_t cust_active(const struct pp_windows *w, const struct customer *c,
+                                   uint32_t sl)
+{
+    const char *r = c->blk + w->nwin * sizeof(struct wsum);
+    if (c->wide) {
+        return ((const uint32_t *)(const void *)r)[sl];
+    }
+    uint16_t v = ((const uint16_t *)(const void *)r)[sl];
+    return v == UINT16_MAX ? NO_ACTIVE : v;
+}
+
+/* Dense support only: weighted tickets of slot sl. */
+static inline uint32_t cust_wt(const struct pp_windows *w, const struct customer *c, uint32_t sl)
+{
+    const char *r = c->blk + w->nwin * sizeof(struct wsum) + (size_t)w->width * (c->wide ? 4 : 2);
+    if (c->wide) {
+        return ((const uint16_t *)(const void *)r)[sl];
+    }
+    return ((const uint8_t *)r)[sl];
+}
+
+/* Dense support only: the 4 counters of slot sl. */
+static inline uint8_t *cust_cnt(const struct pp_windows *w, const struct customer *c, uint32_t sl)
+{
+    return (uint8_t *)c->blk + w->nwin * sizeof(struct wsum) +
+           (size_t)w->width * (c->wide ? 6 : 3) + (size_t)sl * 4;
+}
+
+/* The consumption ring (width floats, units per slot); only for a customer
+ * with a consumption block. */
+static inline float *cust_cons(const struct pp_windows *w, const struct customer *c)
+{
+    return (float *)(void *)(c->cblk + w->nwin);
+}
+
+/* Moves the customer to wider cells and/or dense support rings (struct
+ * customer; never back); values unchanged. */
+void pp_cust_relayout(const struct pp_windows *w, struct customer *c, bool wide, bool dense_sup);
+
+/* Active seats of slot sl (NO_ACTIVE: no snapshot), widening when needed. */
+static inline void cust_set_active(const struct pp_windows *w, struct customer *c, uint32_t sl,
+                                   uint32_t v)
+{
+    if (!c->wide && v != NO_ACTIVE && v >= UINT16_MAX) {
+        pp_cust_relayout(w, c, true, c->dense_sup);
+    }
+    char *r = c->blk + w->nwin * sizeof(struct wsum);
+    if (c->wide) {
+        ((uint32_t *)(void *)r)[sl] = v;
+    }
+    else {
+        ((uint16_t *)(void *)r)[sl] = v == NO_ACTIVE ? UINT16_MAX : (uint16_t)v;
+    }
+}
+
+/* Dense support only: weighted tickets of slot sl (<= UINT16_MAX),
+ * widening when needed. */
+static inline void cust_set_wt(const struct pp_windows *w, struct customer *c, uint32_t sl,
+                               uint32_t v)
+{
+    if (!c->wide && v > UINT8_MAX) {
+        pp_cust_relayout(w, c, true, true);
+    }
+    char *r = c->blk + w->nwin * sizeof(struct wsum) + (size_t)w->width * (c->wide ? 4 : 2);
+    if (c->wide) {
+        ((uint16_t *)(void *)r)[sl] = (uint16_t)v;
+    }
+    else {
+        ((uint8_t *)r)[sl] = (uint8_t)v;
+    }
+}
+
+/* Support values of `day` into cnt, weighted tickets returned (zeros when
+ * the day has none). */
+static inline uint32_t cust_sup_get(const struct pp_windows *w, const struct customer *c,
+                                    int32_t day, uint8_t cnt[4])
+{
+    if (c->dense_sup) {
+        uint32_t sl = pp_slot_of(w->width, day);
+        const uint8_t *r = cust_cnt(w, c, sl);
+        cnt[0] = r[0];
+        cnt[1] = r[1];
+        cnt[2] = r[2];
+        cnt[3] = r[3];
+        return cust_wt(w, c, sl);
+    }
+    /* Newest last: the day being finalized is near the end. */
+    for (uint32_t i = c->n_sup; i-- > 0;) {
+        const struct sday *e = &c->sup[i];
+        if (e->day == day) {
+            cnt[0] = e->cnt[0];
+            cnt[1] = e->cnt[1];
+            cnt[2] = e->cnt[2];
+            cnt[3] = e->cnt[3];
+            return e->wt;
+        }
+        if (e->day < day) {
+            break;
+        }
+    }
+    cnt[0] = cnt[1] = cnt[2] = cnt[3] = 0;
+    return 0;
+}
 
 struct cpart_int {
     uint64_t wt, active, opened, esc, resp, pos;
@@ -193,6 +364,7 @@ struct pp_cstage {
     uint32_t *dirty_list; /* customers changed since the last flush */
     uint32_t n_dirty, cap_dirty;
     bool meta_dirty;
+    bool ephemeral; /* never written: no dedup log, no dirty list (pp_model) */
 
     struct pp_model_stats stats;
 };
@@ -321,8 +493,9 @@ struct pp_pstage {
     uint32_t psorted_n;
 
     struct pp_idmap *product_ids;
-    struct cpart *cday; /* [product][band][width] */
-    struct cpart *cwin; /* [product][band][nwin] */
+    struct cpart *cday;       /* [product][band][width] */
+    struct cpart *cwin;       /* [product][band][nwin] */
+    uint32_t cohort_products; /* products cday and cwin hold rows for */
 
     int32_t last_eval;
     int32_t first_reversal_day;
@@ -360,6 +533,12 @@ struct pp_pstage {
  * middle of a day would persist half of it. */
 void pp_pstage_set_stream(struct pp_pstage *s, bool on);
 
+/* pp_model's customers stage is never written (no changelog, no snapshot):
+ * it keeps neither the dedup log nor the dirty list, which only serve the
+ * writes — at 1M customers that is ~40 bytes per event of the remembered
+ * days. pp_cstage_flush_dirty and pp_cstage_dump abort on such a stage. */
+void pp_cstage_set_ephemeral(struct pp_cstage *s, bool on);
+
 /* Appends a dedup key to a list (the customer's or the orphans'). */
 void pp_ckey_add(struct ckey **keys, uint32_t *n, uint32_t *cap, int32_t day, uint64_t key);
 bool pp_dedup_put(struct dedup_day *dd, uint64_t key);
@@ -376,6 +555,8 @@ void pp_cstage_settle(struct pp_cstage *s);
 /* Hands the dedup logs' new entries to the customers' and orphans' lists. */
 void pp_cstage_keys_handout(struct pp_cstage *s);
 void pp_pstage_partner_init(struct pp_pstage *m, uint32_t idx);
+/* Grows the cohort tables to every product the stage has interned. */
+void pp_pstage_cohort_fit(struct pp_pstage *m);
 void pp_pstage_customer_init(struct pp_pstage *m, uint32_t idx);
 int pp_pstage_pair_get(struct pp_pstage *m, uint32_t ci, int32_t pi, bool create);
 

@@ -28,6 +28,7 @@
 #include "ptime.h"
 #include "scenarios.h"
 #include "stage.h"
+#include "../vectors/cstage_v1_vectors.h"
 
 #define MAX_K 3
 
@@ -140,11 +141,34 @@ struct run {
     bool flush;
 };
 
+/* Values that need the rings' wide cells (stage_int.h: active seats above
+ * UINT16_MAX - 1, weighted tickets above UINT8_MAX): every seat count x 1000
+ * and (scen_conf) ticket weights x 100. */
+static bool g_wide;
+static bool g_late; /* a day of lateness: snapshots of two days wait to be finalized */
+
+static void widen_events(struct events *e)
+{
+    for (size_t i = 0; i < e->n; i++) {
+        struct pp_event *ev = &e->ev[i];
+        if (ev->type == PP_EV_CONSUMPTION) {
+            ev->u.consumption.licenses_active *= 1000;
+            ev->u.consumption.licenses_entitled *= 1000;
+        }
+        else if (ev->type == PP_EV_DEAL) {
+            ev->u.deal.seats *= 1000;
+        }
+    }
+}
+
 static void conf_of(struct pp_model_conf *conf)
 {
     pp_model_conf_defaults(conf);
     snprintf(conf->tenant, sizeof(conf->tenant), "%s", "acme");
-    conf->allowed_lateness_ms = 0;
+    conf->allowed_lateness_ms = g_late ? 24 * INT64_C(3600000) : 0;
+    for (int i = 0; g_wide && i < 4; i++) {
+        conf->sev_weight[i] *= 100.0;
+    }
 }
 
 static void run_new(struct run *r, uint32_t k, struct alerts *out)
@@ -269,6 +293,9 @@ static void serial_case(bool noise, uint64_t seed, uint32_t k)
     sc.seed = seed;
     struct events e = {0};
     assert_int_equal(pp_scen_generate(&sc, collect_event, &e), 0);
+    if (g_wide) {
+        widen_events(&e);
+    }
     size_t cut = e.n / 2;
 
     /* Uninterrupted, flushing every step. */
@@ -451,6 +478,94 @@ static void test_restore_before_first_close(void **state)
     free(e.ev);
 }
 
+/* Customers with wide ring cells (stage_int.h) restore to the same state
+ * and the same transitions; their records are the same layout. */
+static void test_restore_wide(void **state)
+{
+    (void)state;
+    g_wide = true;
+    serial_case(true, 2, 1);
+    serial_case(false, 1, 3);
+    g_wide = false;
+}
+
+/* With a day of lateness, customers hold the entitlement snapshots of two
+ * days not finalized yet (the second out of line): restored the same. */
+static void test_restore_late(void **state)
+{
+    (void)state;
+    g_late = true;
+    serial_case(true, 2, 1);
+    serial_case(false, 1, 3);
+    g_late = false;
+}
+
+/* Exchange records as bytes, in order. */
+struct xbytes {
+    uint8_t *buf;
+    size_t len, cap;
+    size_t n;
+};
+
+static void collect_xbytes(const struct pp_xrec *x, void *opaque)
+{
+    struct xbytes *b = opaque;
+    uint8_t tmp[PP_XREC_MAX_BYTES];
+    size_t len = pp_xrec_encode(x, tmp, sizeof(tmp));
+    assert_true(len > 0);
+    if (b->len + len > b->cap) {
+        b->cap = (b->cap + len) * 2;
+        b->buf = realloc(b->buf, b->cap);
+        assert_non_null(b->buf);
+    }
+    memcpy(b->buf + b->len, tmp, len);
+    b->len += len;
+    b->n++;
+}
+
+/* Version-1 records (dense support rings, written by the last version-1
+ * build: tests/unit/vectors/cstage_v1_vectors.h) are read, and the stage
+ * goes on exactly as one that never stopped: the same exchange records,
+ * byte for byte, over the next 40 days. */
+static void test_reads_version_1(void **state)
+{
+    (void)state;
+    struct pp_model_conf conf;
+    conf_of(&conf);
+    struct pp_cstage *a = pp_cstage_new(&conf, 0, 1);
+    v1_story(a, 0, 100, NULL, NULL);
+    struct xbytes want = {0}, got = {0};
+    v1_story(a, 100, 140, collect_xbytes, &want);
+
+    struct pp_cstage *b = pp_cstage_new(&conf, 0, 1);
+    char err[160];
+    for (size_t i = 0; i < sizeof(v1_records) / sizeof(v1_records[0]); i++) {
+        const struct v1_record *r = &v1_records[i];
+        assert_int_equal(r->val[0], 1);
+        int rc = pp_cstage_restore_kv(b, (const uint8_t *)r->key, r->klen, r->val, r->vlen, err,
+                                      sizeof(err));
+        if (rc != 0) {
+            fail_msg("version-1 record %zu: %s", i, err);
+        }
+    }
+    v1_story(b, 100, 140, collect_xbytes, &got);
+    assert_true(want.n > 40);
+    assert_int_equal(got.n, want.n);
+    assert_int_equal(got.len, want.len);
+    assert_memory_equal(got.buf, want.buf, want.len);
+    /* And what it writes now is the current version. */
+    struct kvlog d = {0};
+    pp_cstage_dump(b, collect_kv, &d);
+    for (size_t i = 0; i < d.n; i++) {
+        assert_int_equal(d.r[i].val[0], 2);
+    }
+    kvlog_free(&d);
+    free(want.buf);
+    free(got.buf);
+    pp_cstage_destroy(a);
+    pp_cstage_destroy(b);
+}
+
 /* ---- malformed values ------------------------------------------------------- */
 
 static void test_malformed(void **state)
@@ -523,7 +638,7 @@ static void test_malformed(void **state)
             rng ^= rng << 17;
             v[j] = (uint8_t)rng;
         }
-        v[0] = 1;
+        v[0] = (uint8_t)(1 + (i / 4) % 2); /* both versions this build reads */
         const uint8_t *keys[] = {(const uint8_t *)"cX", (const uint8_t *)"m", (const uint8_t *)"pX",
                                  (const uint8_t *)"qX"};
         const size_t klens[] = {2, 1, 2, 2};
@@ -550,6 +665,9 @@ int main(void)
         cmocka_unit_test(test_restore_det),
         cmocka_unit_test(test_restore_noise),
         cmocka_unit_test(test_restore_before_first_close),
+        cmocka_unit_test(test_restore_wide),
+        cmocka_unit_test(test_reads_version_1),
+        cmocka_unit_test(test_restore_late),
         cmocka_unit_test(test_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

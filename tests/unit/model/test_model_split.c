@@ -156,13 +156,35 @@ static uint64_t rng_next(uint64_t *s)
 /* ---- the runs ------------------------------------------------------------------ */
 
 static int64_t g_lateness_ms; /* the runs' allowed lateness */
-static bool g_print_sizes;    /* print the record sizes of the next K = 1 run */
+/* Values that need the rings' wide cells (stage_int.h: active seats above
+ * UINT16_MAX - 1, weighted tickets above UINT8_MAX): every seat count x 1000
+ * and (scen_conf) ticket weights x 100. */
+static bool g_wide;
+
+static void widen_events(struct events *e)
+{
+    for (size_t i = 0; i < e->n; i++) {
+        struct pp_event *ev = &e->ev[i];
+        if (ev->type == PP_EV_CONSUMPTION) {
+            ev->u.consumption.licenses_active *= 1000;
+            ev->u.consumption.licenses_entitled *= 1000;
+        }
+        else if (ev->type == PP_EV_DEAL) {
+            ev->u.deal.seats *= 1000;
+        }
+    }
+}
+
+static bool g_print_sizes; /* print the record sizes of the next K = 1 run */
 
 static void scen_conf(struct pp_model_conf *conf)
 {
     pp_model_conf_defaults(conf);
     snprintf(conf->tenant, sizeof(conf->tenant), "%s", "acme");
     conf->allowed_lateness_ms = g_lateness_ms;
+    for (int i = 0; g_wide && i < 4; i++) {
+        conf->sev_weight[i] *= 100.0;
+    }
 }
 
 static void run_ref(const struct events *e, int32_t last_day, struct alerts *out)
@@ -424,6 +446,34 @@ static void test_scenarios_late(void **state)
         expect_same(&ref, &got, k == 2 ? "late: K=2" : "late: K=7");
     }
     g_lateness_ms = 0;
+    free(got.a);
+    free(ref.a);
+    free(e.ev);
+}
+
+/* Customers whose ring cells are widened (seats and ticket weights beyond
+ * the narrow cells), some from their first event and some later: the same
+ * transitions as the monolith, whose rings are always wide. */
+static void test_scenarios_wide(void **state)
+{
+    (void)state;
+    struct pp_scen_conf sc;
+    pp_scen_conf_defaults(&sc);
+    sc.noise = true;
+    sc.seed = 4;
+    struct events e = {0};
+    assert_int_equal(pp_scen_generate(&sc, collect_event, &e), 0);
+    widen_events(&e);
+    g_wide = true;
+    struct alerts ref = {0}, got = {0};
+    run_ref(&e, sc.last_day, &ref);
+    assert_true(ref.n > 0);
+    run_model(&e, sc.last_day, &got);
+    expect_same(&ref, &got, "wide: pp_model");
+    got.n = 0;
+    run_split(&e, sc.last_day, 3, MERGE_FREE, 3, &got);
+    expect_same(&ref, &got, "wide: K=3");
+    g_wide = false;
     free(got.a);
     free(ref.a);
     free(e.ev);
@@ -794,13 +844,10 @@ static void test_offer_refuses(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_xrec_roundtrip),
-        cmocka_unit_test(test_xrec_malformed),
-        cmocka_unit_test(test_offer_refuses),
-        cmocka_unit_test(test_scenarios_det),
-        cmocka_unit_test(test_scenarios_noise),
-        cmocka_unit_test(test_scenarios_late),
-        cmocka_unit_test(test_force_leaves_source_behind),
+        cmocka_unit_test(test_xrec_roundtrip),  cmocka_unit_test(test_xrec_malformed),
+        cmocka_unit_test(test_offer_refuses),   cmocka_unit_test(test_scenarios_det),
+        cmocka_unit_test(test_scenarios_noise), cmocka_unit_test(test_scenarios_late),
+        cmocka_unit_test(test_scenarios_wide),  cmocka_unit_test(test_force_leaves_source_behind),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
