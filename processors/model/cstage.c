@@ -336,6 +336,8 @@ void pp_cstage_customer_init(struct pp_cstage *s, uint32_t idx)
     s->stats.customers = idx + 1 > s->stats.customers ? idx + 1 : s->stats.customers;
 }
 
+static void catch_up(struct pp_cstage *s, struct customer *c);
+
 static uint32_t customer_intern(struct pp_cstage *s, const char *id)
 {
     bool created;
@@ -346,6 +348,12 @@ static uint32_t customer_intern(struct pp_cstage *s, const char *id)
          * later): a record of it written before its first close_day must
          * not catch up on days the live stage never finalized for it. */
         s->customers[idx].done = s->last_eval;
+    }
+    else {
+        /* A restored record may be days behind the stage (closing days does
+         * not rewrite it): finalize them before this event lands in a slot
+         * that catching up later would read as an older day and clear. */
+        catch_up(s, &s->customers[idx]);
     }
     customer_touch(s, idx);
     s->last_ci = idx;

@@ -566,6 +566,81 @@ static void test_reads_version_1(void **state)
     pp_cstage_destroy(b);
 }
 
+/* A customer quiet for 100 days after its record was last written: the
+ * restored stage holds it 110 days behind (closing days does not rewrite a
+ * record). Its next event, applied before any day closes, must land after it
+ * has caught up, or the catch-up reads that event's day as an old one and
+ * clears its slot (the rings wrap). */
+static void test_restore_quiet_customer(void **state)
+{
+    (void)state;
+    struct pp_scen_conf sc;
+    pp_scen_conf_defaults(&sc);
+    struct events all = {0}, e = {0};
+    assert_int_equal(pp_scen_generate(&sc, collect_event, &all), 0);
+    const char *quiet = "C-BG01";
+    int64_t from = all.ev[0].occurred_at_ms + 120 * PP_MS_PER_DAY;
+    int64_t to = from + 100 * PP_MS_PER_DAY;
+    for (size_t i = 0; i < all.n; i++) {
+        int64_t t = all.ev[i].occurred_at_ms;
+        if (t >= from && t < to && strcmp(pp_event_customer_id(&all.ev[i]), quiet) == 0) {
+            continue;
+        }
+        collect_event(&all.ev[i], &e);
+    }
+    struct pp_model_conf conf;
+    conf_of(&conf);
+    struct pp_cstage *a = pp_cstage_new(&conf, 0, 1);
+    struct kvlog log = {0}, xa = {0}, xb = {0};
+    size_t i = 0;
+    for (; i < e.n && e.ev[i].occurred_at_ms < to; i++) {
+        pp_cstage_apply(a, &e.ev[i]);
+        pp_cstage_advance(a, e.ev[i].occurred_at_ms - 10 * PP_MS_PER_DAY, collect_xrec, &xa);
+        pp_cstage_flush_dirty(a, collect_kv, &log);
+    }
+    struct pp_cstage *b = pp_cstage_new(&conf, 0, 1);
+    restore_c(b, &log);
+    kvlog_free(&xa);
+    /* Its first event after the gap goes first: before any day closes. */
+    size_t first = i;
+    while (first < e.n && strcmp(pp_event_customer_id(&e.ev[first]), quiet) != 0) {
+        first++;
+    }
+    assert_true(first < e.n);
+    assert_int_equal(pp_cstage_apply(a, &e.ev[first]), PP_APPLY_OK);
+    assert_int_equal(pp_cstage_apply(b, &e.ev[first]), PP_APPLY_OK);
+    size_t quiet_events = 0;
+    for (; i < e.n; i++) {
+        if (i == first) {
+            continue;
+        }
+        quiet_events += strcmp(pp_event_customer_id(&e.ev[i]), quiet) == 0;
+        assert_int_equal(pp_cstage_apply(a, &e.ev[i]), pp_cstage_apply(b, &e.ev[i]));
+        pp_cstage_advance(a, e.ev[i].occurred_at_ms - 10 * PP_MS_PER_DAY, collect_xrec, &xa);
+        pp_cstage_advance(b, e.ev[i].occurred_at_ms - 10 * PP_MS_PER_DAY, collect_xrec, &xb);
+    }
+    assert_true(quiet_events > 10);
+    assert_int_equal(xa.n, xb.n);
+    for (size_t j = 0; j < xa.n; j++) {
+        if (xa.r[j].klen != xb.r[j].klen || memcmp(xa.r[j].key, xb.r[j].key, xa.r[j].klen)) {
+            fail_msg("exchange record %zu differs after the restore", j);
+        }
+    }
+    struct kvlog da = {0}, db = {0};
+    pp_cstage_dump(a, collect_kv, &da);
+    pp_cstage_dump(b, collect_kv, &db);
+    expect_same_dump(&da, &db, "restored with a customer 80 days behind");
+    kvlog_free(&log);
+    kvlog_free(&xa);
+    kvlog_free(&xb);
+    kvlog_free(&da);
+    kvlog_free(&db);
+    pp_cstage_destroy(a);
+    pp_cstage_destroy(b);
+    free(all.ev);
+    free(e.ev);
+}
+
 /* ---- malformed values ------------------------------------------------------- */
 
 static void test_malformed(void **state)
@@ -665,6 +740,7 @@ int main(void)
         cmocka_unit_test(test_restore_det),
         cmocka_unit_test(test_restore_noise),
         cmocka_unit_test(test_restore_before_first_close),
+        cmocka_unit_test(test_restore_quiet_customer),
         cmocka_unit_test(test_restore_wide),
         cmocka_unit_test(test_reads_version_1),
         cmocka_unit_test(test_restore_late),
