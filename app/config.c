@@ -61,9 +61,14 @@ static const struct ckey keys[] = {
      OFF(proc.allowed_lateness_ms), 0,
      "How long after the end of an event-time day events for it are still accepted; the day is "
      "evaluated when the watermark passes its end plus this (MODEL.md §2.2)."},
-    {"processing.idle_timeout", C_DURATION, "2s", 0, 3600 * UINT64_C(1000), OFF(idle_timeout_ms), 0,
-     "A partition that delivers nothing for this long (wall clock) stops holding the "
-     "watermark back, so days still close on quiet inputs (DESIGN.md §4)."},
+    {"processing.idle_timeout", C_DURATION, "500ms", 0, 3600 * UINT64_C(1000),
+     OFF(idle_timeout_ms), 0,
+     "An input partition that is caught up (at its end) and delivers nothing for this long (wall "
+     "clock) stops holding the watermark back, so days still close on quiet inputs; until then "
+     "a caught-up partition holds it back by its newest event time plus "
+     "processing.allowed_lateness only. An input whose producer lags the others by more than the "
+     "allowed lateness in event time after being quiet this long has its late records "
+     "dead-lettered (docs/runtime.md)."},
     {"processing.max_message_bytes", C_UINT, "1048576", 64, 64 * UINT64_C(1048576),
      OFF(max_message_bytes), 0,
      "Largest input record value accepted; larger ones are dead-lettered."},

@@ -321,10 +321,11 @@ static void release_held(struct pp_pipeline *pl, int64_t now)
 }
 
 /* A partition at its end may go idle and stop holding the watermark. */
-static void on_eof(const char *topic, int32_t partition, void *opaque)
+static void on_eof(const char *topic, int32_t partition, int64_t end_offset, void *opaque)
 {
     struct pp_pipeline *pl = opaque;
     char key[300];
+    (void)end_offset;
     source_key(key, sizeof(key), topic, partition);
     pp_watermark_caught_up(pl->wm, key, now_ms());
 }

@@ -24,6 +24,7 @@
 #include "engine.h"
 #include "palloc.h"
 #include "pipeline.h"
+#include "ptime.h"
 #include "restore.h"
 #include "snapshot.h"
 #include "stage.h"
@@ -53,6 +54,7 @@ struct source {
     int64_t next;      /* offset after the last record handled; -1 none */
     int64_t stream_ms; /* largest event time seen; INT64_MIN none */
     int64_t quiet_since_ms;
+    int64_t eof_off; /* the partition's end offset at its last EOF */
     bool eof;
     bool sent, sent_idle;
     int64_t sent_ms;
@@ -136,6 +138,11 @@ struct pp_topology {
     uint64_t txn_records;
     uint64_t applied; /* events given to the customers tasks (input events, counted once) */
     bool progress;    /* records handled since the last commit */
+    /* Early commit: something downstream waits for this interval's records
+     * (docs/runtime.md "Latency"). */
+    struct event *early;
+    bool urgent;
+    int64_t last_commit_ms;
     bool stopping;
     int64_t last_status_ms;
     /* partitions paused for backpressure */
@@ -407,6 +414,39 @@ static void task_remove(struct pp_topology *t, struct task *k)
     task_free(k);
 }
 
+/* ------------------------------------------------------ early commit */
+
+/* Something downstream waits for what this interval wrote: an input passed
+ * a day boundary (its tick may close a day), a customers task ended a day
+ * (the partners task waits for it), an alert. Under exactly_once nothing is
+ * readable before the commit, so on_early commits as soon as the loop has
+ * handled what librdkafka fetched (never more often than every quarter of
+ * the interval), instead of at the end of the interval. */
+static void want_commit(struct pp_topology *t)
+{
+    if (t->urgent || t->early == NULL || t->stopping) {
+        return; /* on_early is already due */
+    }
+    t->urgent = true;
+    event_active(t->early, EV_TIMEOUT, 0);
+}
+
+/* The event-time day an input at ms lets close (the watermark's rule). */
+static int32_t closing_day(const struct pp_topology *t, int64_t ms)
+{
+    return pp_day_from_ms(ms - (int64_t)t->mconf.allowed_lateness_ms) - 1;
+}
+
+/* An input's stream time moves to ms: a day boundary passed is worth an
+ * early tick and commit. */
+static void source_advanced(struct pp_topology *t, const struct source *s, int64_t ms)
+{
+    if (s->stream_ms != INT64_MIN && ms > s->stream_ms &&
+        closing_day(t, ms) > closing_day(t, s->stream_ms)) {
+        want_commit(t);
+    }
+}
+
 /* -------------------------------------------------------- producing */
 
 static int send_raw(struct pp_topology *t, const char *topic, int32_t partition, const void *key,
@@ -435,6 +475,9 @@ static void emit_x(const struct pp_xrec *x, void *opaque)
         return;
     }
     send_raw(t, t->exchange, 0, NULL, 0, t->xbuf, len, NULL);
+    if (x->kind == PP_XREC_EOD) {
+        want_commit(t);
+    }
 }
 
 static void on_alert_x(const struct pp_alert *alert, void *opaque)
@@ -442,6 +485,7 @@ static void on_alert_x(const struct pp_alert *alert, void *opaque)
     struct task *k = opaque;
     k->top->txn_records++;
     k->top->env.alert(alert, k->top->env.opaque);
+    want_commit(k->top);
 }
 
 /* The smallest tick over every input partition; the largest when all are
@@ -840,6 +884,7 @@ static enum pp_consumer_verdict on_event(const struct pp_event *ev, const rd_kaf
         return PP_CONSUMER_DONE;
     }
     s->next = rkm->offset + 1;
+    source_advanced(t, s, ev->occurred_at_ms);
     if (ev->occurred_at_ms > s->stream_ms) {
         s->stream_ms = ev->occurred_at_ms;
     }
@@ -865,13 +910,21 @@ static void on_reject(const rd_kafka_message_t *rkm, enum pp_decode_err err, con
     }
 }
 
-static void on_eof(const char *topic, int32_t partition, void *opaque)
+static void on_eof(const char *topic, int32_t partition, int64_t end_offset, void *opaque)
 {
     struct pp_topology *t = opaque;
     struct source *s = source_find(t, topic, partition);
     if (s && !s->eof) {
         s->eof = true;
         s->quiet_since_ms = mono_ms();
+    }
+    if (s) {
+        s->eof_off = end_offset;
+        /* Caught up: its tick moves on by the lateness (source_tick_ms), which
+         * may let a day close: tick now rather than at the interval. */
+        if (s->sent && !s->sent_idle && s->sent_ms == s->stream_ms) {
+            want_commit(t);
+        }
     }
 }
 
@@ -889,6 +942,38 @@ static void on_consumer_error(rd_kafka_resp_err_t err, const char *reason, int i
 
 /* ---------------------------------------------------- watermark ticks */
 
+/* Whether an input stops holding the watermark: it reached its end (EOF),
+ * is still there by the high watermark librdkafka last fetched (an EOF
+ * handled while newer records wait in the queue, or while the loop was
+ * busy, says nothing about now), and has been quiet for idle_ms. A held
+ * (paused) input has records waiting: never idle. */
+static bool source_idle(struct pp_topology *t, const struct source *s, int64_t now, int64_t idle_ms)
+{
+    if (!s->eof || s->held || now - s->quiet_since_ms < idle_ms) {
+        return false;
+    }
+    return pp_consumer_caught_up(t->consumer, s->topic, s->partition, s->eof_off);
+}
+
+/* The event time an input's tick claims. Its stream time, or, while it is
+ * caught up (at its end by the high watermark, not idle yet), its stream
+ * time plus the allowed lateness: the watermark may then pass it by that
+ * much, which closes only days before the day of its newest record, so no
+ * record it delivers later in event-time order can be late. A quiet input
+ * thus stops holding the other inputs back at once, for at most the
+ * lateness, and is ignored entirely after processing.idle_timeout
+ * (docs/runtime.md, "Event time across tasks"). */
+static int64_t source_tick_ms(struct pp_topology *t, const struct source *s, bool idle)
+{
+    int64_t late = (int64_t)t->mconf.allowed_lateness_ms;
+    if (idle || s->stream_ms == INT64_MIN || !s->eof || s->held ||
+        !pp_consumer_caught_up(t->consumer, s->topic, s->partition, s->eof_off) ||
+        s->stream_ms > INT64_MAX - late) {
+        return s->stream_ms;
+    }
+    return s->stream_ms + late;
+}
+
 /* Each source sends its stream time to every customers task when it
  * changed: the tasks' watermarks are the minimum over all inputs, whichever
  * instance reads them. */
@@ -897,14 +982,14 @@ static void send_ticks(struct pp_topology *t, int64_t now)
     int64_t idle_ms = t->idle_ms;
     for (size_t i = 0; i < t->src_n; i++) {
         struct source *s = t->src[i];
-        /* a held (paused) input has records waiting: never idle */
-        bool idle = s->eof && !s->held && now - s->quiet_since_ms >= idle_ms;
-        if (s->sent && s->sent_ms == s->stream_ms && s->sent_idle == idle) {
+        bool idle = source_idle(t, s, now, idle_ms);
+        int64_t ms = source_tick_ms(t, s, idle);
+        if (s->sent && s->sent_ms == ms && s->sent_idle == idle) {
             continue;
         }
         char key[300], val[400];
         snprintf(key, sizeof(key), "%s/%d", s->topic, (int)s->partition);
-        int n = snprintf(val, sizeof(val), "%s\t%" PRId64 "\t%d", key, s->stream_ms, idle ? 1 : 0);
+        int n = snprintf(val, sizeof(val), "%s\t%" PRId64 "\t%d", key, ms, idle ? 1 : 0);
         for (uint32_t p = 0; p < t->n; p++) {
             rd_kafka_headers_t *hdrs = rd_kafka_headers_new(1);
             rd_kafka_header_add(hdrs, "pp.kind", -1, "wm", 2);
@@ -917,7 +1002,7 @@ static void send_ticks(struct pp_topology *t, int64_t now)
             return;
         }
         s->sent = true;
-        s->sent_ms = s->stream_ms;
+        s->sent_ms = ms;
         s->sent_idle = idle;
     }
     for (size_t i = 0; i < t->task_n; i++) {
@@ -1119,6 +1204,8 @@ static int commit_now(struct pp_topology *t)
         if (rc == 0) {
             t->txn_open = false;
             t->progress = false;
+            t->urgent = false;
+            t->last_commit_ms = mono_ms();
             pp_metric_add(t->m_txn_ok, 1);
         }
         txn_begin(t);
@@ -1490,6 +1577,41 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     pp_producer_poll(t->env.producer);
 }
 
+/* Commits early (want_commit): once librdkafka's queue is handled (records
+ * waiting would go in the same transaction, and a backlog is better served
+ * by whole intervals) and a quarter interval after the last commit. The
+ * next regular commit is then a whole interval later. */
+static void on_early(evutil_socket_t fd, short what, void *arg)
+{
+    struct pp_topology *t = arg;
+    (void)fd;
+    (void)what;
+    if (!t->urgent || t->stopping) {
+        return;
+    }
+    int64_t now = mono_ms();
+    if (!t->eos) {
+        /* at_least_once: records are readable once delivered; only the
+         * ticks wait for the interval */
+        send_ticks(t, now);
+        t->urgent = false;
+        return;
+    }
+    int64_t wait = t->last_commit_ms + t->commit_ms / 4 - now;
+    if (wait <= 0 && pp_consumer_queued(t->consumer) > 0) {
+        wait = 2;
+    }
+    if (wait > 0) {
+        struct timeval tv = {(time_t)(wait / 1000), (suseconds_t)((wait % 1000) * 1000)};
+        evtimer_add(t->early, &tv);
+        return;
+    }
+    on_tick(-1, 0, t);
+    t->urgent = false;
+    struct timeval tv = {t->commit_ms / 1000, (t->commit_ms % 1000) * 1000};
+    event_add(t->tick, &tv);
+}
+
 /* ------------------------------------------------------------- setup */
 
 static void metrics_init(struct pp_topology *t)
@@ -1764,6 +1886,7 @@ struct pp_topology *pp_topology_new(const struct pp_app_conf *conf,
     }
     t->tick = event_new(env->base, -1, EV_PERSIST, on_tick, t);
     t->restore_ev = event_new(env->base, -1, 0, on_restore, t);
+    t->early = event_new(env->base, -1, 0, on_early, t);
     struct timeval tv = {t->commit_ms / 1000, (t->commit_ms % 1000) * 1000};
     event_add(t->tick, &tv);
     return t;
@@ -1777,6 +1900,9 @@ int pp_topology_shutdown(struct pp_topology *t, int timeout_ms)
     (void)timeout_ms;
     if (t->tick) {
         event_del(t->tick);
+    }
+    if (t->early) {
+        event_del(t->early);
     }
     int rc = commit_now(t);
     for (size_t i = 0; rc == 0 && i < t->task_n; i++) {
@@ -1806,6 +1932,9 @@ void pp_topology_destroy(struct pp_topology *t)
     }
     if (t->restore_ev) {
         event_free(t->restore_ev);
+    }
+    if (t->early) {
+        event_free(t->early);
     }
     pp_consumer_destroy(t->consumer);
     if (t->wmrk) {
