@@ -35,10 +35,22 @@
 #define RESTORE_SLICE 5000 /* changelog records per loop turn while restoring */
 /* Backpressure: records queued in the producer above which input partitions
  * pause until the broker has taken half of them (memory stays bounded
- * whatever the input rate). */
+ * whatever the input rate). Before that, the producer's own bounds
+ * (queue.buffering.max.messages, 100 000 by default, and max.kbytes) make a
+ * send wait for room (pp_producer_send_raw): measured, pausing at half of
+ * those cost a third of the throughput on a backlog for no memory saved. */
 #define OUTQ_HIGH   200000
 #define MAX_BP      4096
 #define TXN_TIMEOUT 30000
+/* A customers task closes no day more than this many days past the slowest
+ * customers task's next day: the partners task can evaluate a day only
+ * once every customers task has ended it, and buffers the records of the
+ * days it cannot evaluate yet. Unbounded, a preloaded backlog of 30 000
+ * customers had customers tasks 40 days apart and 380 MB in that buffer.
+ * The slowest task is never held back, so nothing waits for ever; events of
+ * later days are applied meanwhile (the input alignment keeps them within
+ * the rings). */
+#define XSKEW_DAYS 0
 /* The key the runtime keeps in a task's changelog next to the stage's own
  * (stage.h: the stages never use keys starting with '_'). */
 static const uint8_t RT_KEY[] = {'_', 'r', 't'};
@@ -56,14 +68,18 @@ struct source {
     int64_t quiet_since_ms;
     int64_t eof_off; /* the partition's end offset at its last EOF */
     bool eof;
-    bool sent, sent_idle;
+    bool sent, sent_idle, sent_caught;
     int64_t sent_ms;
 };
+
+/* A tick's third field: 0 active, 1 idle, 2 caught up (source_tick_state). */
+enum { TICK_ACTIVE = 0, TICK_IDLE = 1, TICK_CAUGHT_UP = 2 };
 
 struct wm_src {
     char key[300];
     int64_t ms;
     bool idle;
+    bool caught; /* caught up: holds the watermark back by ms + the lateness only */
 };
 
 struct pend_day {
@@ -144,6 +160,7 @@ struct pp_topology {
     bool urgent;
     int64_t last_commit_ms;
     bool stopping;
+    bool releasing; /* in release_capped */
     int64_t last_status_ms;
     /* partitions paused for backpressure */
     struct {
@@ -217,7 +234,9 @@ static size_t rt_encode(const struct task *k, char *buf, size_t cap)
     }
     for (size_t i = 0; i < k->wm_n; i++) {
         int w = snprintf(buf + n, cap - n, "wm\t%s\t%" PRId64 "\t%d\n", k->wm[i].key, k->wm[i].ms,
-                         k->wm[i].idle ? 1 : 0);
+                         k->wm[i].idle     ? TICK_IDLE
+                         : k->wm[i].caught ? TICK_CAUGHT_UP
+                                           : TICK_ACTIVE);
         if (w < 0 || (size_t)w >= cap - n) {
             return 0;
         }
@@ -226,8 +245,9 @@ static size_t rt_encode(const struct task *k, char *buf, size_t cap)
     return n;
 }
 
-static void wm_set(struct task *k, const char *key, int64_t ms, bool idle)
+static void wm_set(struct task *k, const char *key, int64_t ms, int state)
 {
+    bool idle = state == TICK_IDLE, caught = state == TICK_CAUGHT_UP;
     for (size_t i = 0; i < k->wm_n; i++) {
         if (strcmp(k->wm[i].key, key) == 0) {
             if (ms == INT64_MIN && !idle) {
@@ -241,6 +261,7 @@ static void wm_set(struct task *k, const char *key, int64_t ms, bool idle)
                 k->wm[i].ms = ms;
             }
             k->wm[i].idle = idle;
+            k->wm[i].caught = caught;
             return;
         }
     }
@@ -252,6 +273,7 @@ static void wm_set(struct task *k, const char *key, int64_t ms, bool idle)
     snprintf(w->key, sizeof(w->key), "%s", key);
     w->ms = ms;
     w->idle = idle;
+    w->caught = caught;
 }
 
 static int rt_decode(struct task *k, const char *buf, size_t len)
@@ -283,7 +305,7 @@ static int rt_decode(struct task *k, const char *buf, size_t len)
         }
         *f2++ = '\0';
         *f3++ = '\0';
-        wm_set(k, f1, strtoll(f2, NULL, 10), f3[0] == '1');
+        wm_set(k, f1, strtoll(f2, NULL, 10), f3[0] - '0');
     }
     return 0;
 }
@@ -488,8 +510,20 @@ static void on_alert_x(const struct pp_alert *alert, void *opaque)
     want_commit(k->top);
 }
 
-/* The smallest tick over every input partition; the largest when all are
- * idle; INT64_MIN until every input partition has ticked. */
+/* How far a (non-idle) input's tick lets the watermark go: its event time,
+ * plus the allowed lateness while it is caught up (source_tick_state). */
+static int64_t tick_holds(const struct pp_topology *t, const struct wm_src *w)
+{
+    int64_t late = (int64_t)t->mconf.allowed_lateness_ms;
+    if (!w->caught || w->ms == INT64_MIN || w->ms > INT64_MAX - late) {
+        return w->ms;
+    }
+    return w->ms + late;
+}
+
+/* The smallest tick over every input partition (caught-up ones count their
+ * time plus the allowed lateness, at most the largest); the largest when all
+ * are idle; INT64_MIN until every input partition has ticked. */
 static int64_t task_watermark(const struct pp_topology *t, const struct task *k)
 {
     if (k->wm_n < t->sources_total || k->wm_n == 0) {
@@ -500,11 +534,14 @@ static int64_t task_watermark(const struct pp_topology *t, const struct task *k)
         if (k->wm[i].ms > hi) {
             hi = k->wm[i].ms;
         }
-        if (!k->wm[i].idle && k->wm[i].ms < lo) {
-            lo = k->wm[i].ms;
+        int64_t held = tick_holds(t, &k->wm[i]);
+        if (!k->wm[i].idle && held < lo) {
+            lo = held;
         }
     }
-    return lo == INT64_MAX ? hi : lo;
+    /* Caught-up inputs never take the watermark past the newest event of
+     * any input (what it is once every input is idle). */
+    return lo == INT64_MAX || lo > hi ? hi : lo;
 }
 
 /* The first day a customers task has not evaluated yet, as ms: events more
@@ -520,13 +557,83 @@ static int64_t task_base(const struct task *k)
     return first == INT32_MIN ? INT64_MAX : (int64_t)first * 86400000;
 }
 
+/* The smallest next day to evaluate over every customers task: live for
+ * this instance's tasks, as published on the watermarks topic for the
+ * others (and for a local one still restoring). INT64_MAX when none holds
+ * anything yet. */
+static int64_t slowest_base(struct pp_topology *t)
+{
+    int64_t lo = INT64_MAX;
+    for (size_t i = 0; i < t->gtask_n; i++) {
+        const struct wm_src *w = &t->gtask[i];
+        int p = -1;
+        if (sscanf(w->key, "task:%d", &p) == 1) {
+            const struct task *k = task_find(t, TK_CUSTOMERS, p);
+            if (k && !k->restoring) {
+                continue; /* below, live */
+            }
+        }
+        if (w->ms != INT64_MIN && w->ms < lo) {
+            lo = w->ms;
+        }
+    }
+    for (size_t i = 0; i < t->task_n; i++) {
+        const struct task *k = t->task[i];
+        if (k->kind == TK_CUSTOMERS && !k->restoring) {
+            int64_t b = task_base(k);
+            lo = b < lo ? b : lo;
+        }
+    }
+    return lo;
+}
+
+/* The watermark a customers task may advance to: no day more than
+ * XSKEW_DAYS past the slowest customers task's next day (slowest_base). */
+static int64_t advance_cap(struct pp_topology *t)
+{
+    int64_t base = slowest_base(t);
+    int64_t span = (XSKEW_DAYS + 2) * (int64_t)86400000 + (int64_t)t->mconf.allowed_lateness_ms - 1;
+    return base == INT64_MAX || base > INT64_MAX - span ? INT64_MAX : base + span;
+}
+
+static void release_capped(struct pp_topology *t);
+
 static void customers_advance(struct pp_topology *t, struct task *k)
 {
     int64_t wm = task_watermark(t, k);
+    int64_t cap = advance_cap(t);
+    if (wm > cap) {
+        wm = cap; /* see XSKEW_DAYS */
+    }
     if (wm > k->watermark) {
+        int64_t base = task_base(k);
         k->watermark = wm;
         pp_cstage_advance(k->cs, wm, emit_x, k);
+        if (task_base(k) != base) {
+            release_capped(t);
+        }
     }
+}
+
+/* A customers task closed days: the tasks it held back may go on. */
+static void release_capped(struct pp_topology *t)
+{
+    if (t->releasing) {
+        return;
+    }
+    t->releasing = true;
+    for (bool again = true; again;) {
+        again = false;
+        for (size_t i = 0; i < t->task_n; i++) {
+            struct task *k = t->task[i];
+            if (k->kind == TK_CUSTOMERS && !k->restoring) {
+                int64_t before = k->watermark;
+                customers_advance(t, k);
+                again |= k->watermark != before;
+            }
+        }
+    }
+    t->releasing = false;
 }
 
 /* --------------------------------------------------------- records */
@@ -575,7 +682,7 @@ static void on_tick_record(struct pp_topology *t, struct task *k, const rd_kafka
     }
     *f2++ = '\0';
     *f3++ = '\0';
-    wm_set(k, buf, strtoll(f2, NULL, 10), f3[0] == '1');
+    wm_set(k, buf, strtoll(f2, NULL, 10), f3[0] - '0');
     k->rt_dirty = true;
     customers_advance(t, k);
 }
@@ -652,8 +759,8 @@ static int64_t input_floor(const struct pp_topology *t)
         if (w->ms == INT64_MIN) {
             unknown = true;
         }
-        else if (w->ms < lo) {
-            lo = w->ms;
+        else if (tick_holds(t, w) < lo) {
+            lo = tick_holds(t, w);
         }
     }
     for (size_t i = 0; i < t->src_n; i++) {
@@ -691,7 +798,7 @@ static void poll_watermarks(struct pp_topology *t)
                 struct task tmp = {.wm = base ? t->gtask : t->gwm,
                                    .wm_n = base ? t->gtask_n : t->gwm_n,
                                    .wm_cap = base ? t->gtask_cap : t->gwm_cap};
-                wm_set(&tmp, buf, strtoll(f2, NULL, 10), f3[0] == '1');
+                wm_set(&tmp, buf, strtoll(f2, NULL, 10), f3[0] - '0');
                 if (base) {
                     t->gtask = tmp.wm;
                     t->gtask_n = tmp.wm_n;
@@ -920,9 +1027,10 @@ static void on_eof(const char *topic, int32_t partition, int64_t end_offset, voi
     }
     if (s) {
         s->eof_off = end_offset;
-        /* Caught up: its tick moves on by the lateness (source_tick_ms), which
-         * may let a day close: tick now rather than at the interval. */
-        if (s->sent && !s->sent_idle && s->sent_ms == s->stream_ms) {
+        /* Caught up: its tick lets the watermark on by the lateness
+         * (source_tick_state), which may close a day: tick now rather than
+         * at the end of the interval. */
+        if (s->sent && !s->sent_idle && !s->sent_caught) {
             want_commit(t);
         }
     }
@@ -955,23 +1063,23 @@ static bool source_idle(struct pp_topology *t, const struct source *s, int64_t n
     return pp_consumer_caught_up(t->consumer, s->topic, s->partition, s->eof_off);
 }
 
-/* The event time an input's tick claims. Its stream time, or, while it is
- * caught up (at its end by the high watermark, not idle yet), its stream
- * time plus the allowed lateness: the watermark may then pass it by that
- * much, which closes only days before the day of its newest record, so no
- * record it delivers later in event-time order can be late. A quiet input
- * thus stops holding the other inputs back at once, for at most the
- * lateness, and is ignored entirely after processing.idle_timeout
- * (docs/runtime.md, "Event time across tasks"). */
-static int64_t source_tick_ms(struct pp_topology *t, const struct source *s, bool idle)
+/* The state an input's tick gives: idle, caught up (at its end by the high
+ * watermark, not idle yet) or active. A caught-up input holds the
+ * watermark back by its stream time plus the allowed lateness only: that
+ * closes only days before the day of its newest record, so no record it
+ * delivers later in event-time order can be late, while a quiet input stops
+ * holding the others back at once. It is ignored entirely once idle
+ * (processing.idle_timeout; docs/runtime.md, "Event time across tasks"). */
+static int source_tick_state(struct pp_topology *t, const struct source *s, bool idle)
 {
-    int64_t late = (int64_t)t->mconf.allowed_lateness_ms;
-    if (idle || s->stream_ms == INT64_MIN || !s->eof || s->held ||
-        !pp_consumer_caught_up(t->consumer, s->topic, s->partition, s->eof_off) ||
-        s->stream_ms > INT64_MAX - late) {
-        return s->stream_ms;
+    if (idle) {
+        return TICK_IDLE;
     }
-    return s->stream_ms + late;
+    if (s->stream_ms == INT64_MIN || !s->eof || s->held ||
+        !pp_consumer_caught_up(t->consumer, s->topic, s->partition, s->eof_off)) {
+        return TICK_ACTIVE;
+    }
+    return TICK_CAUGHT_UP;
 }
 
 /* Each source sends its stream time to every customers task when it
@@ -983,13 +1091,15 @@ static void send_ticks(struct pp_topology *t, int64_t now)
     for (size_t i = 0; i < t->src_n; i++) {
         struct source *s = t->src[i];
         bool idle = source_idle(t, s, now, idle_ms);
-        int64_t ms = source_tick_ms(t, s, idle);
-        if (s->sent && s->sent_ms == ms && s->sent_idle == idle) {
+        int state = source_tick_state(t, s, idle);
+        bool caught = state == TICK_CAUGHT_UP;
+        if (s->sent && s->sent_ms == s->stream_ms && s->sent_idle == idle &&
+            s->sent_caught == caught) {
             continue;
         }
         char key[300], val[400];
         snprintf(key, sizeof(key), "%s/%d", s->topic, (int)s->partition);
-        int n = snprintf(val, sizeof(val), "%s\t%" PRId64 "\t%d", key, ms, idle ? 1 : 0);
+        int n = snprintf(val, sizeof(val), "%s\t%" PRId64 "\t%d", key, s->stream_ms, state);
         for (uint32_t p = 0; p < t->n; p++) {
             rd_kafka_headers_t *hdrs = rd_kafka_headers_new(1);
             rd_kafka_header_add(hdrs, "pp.kind", -1, "wm", 2);
@@ -1002,8 +1112,9 @@ static void send_ticks(struct pp_topology *t, int64_t now)
             return;
         }
         s->sent = true;
-        s->sent_ms = ms;
+        s->sent_ms = s->stream_ms;
         s->sent_idle = idle;
+        s->sent_caught = caught;
     }
     for (size_t i = 0; i < t->task_n; i++) {
         struct task *k = t->task[i];
@@ -1539,7 +1650,9 @@ static void log_status(struct pp_topology *t)
         for (size_t j = 0; k->kind == TK_CUSTOMERS && j < k->wm_n && n < sizeof(buf) - 200; j++) {
             w = snprintf(buf + n, sizeof(buf) - n, " [%s=%" PRId64 "%s]", k->wm[j].key,
                          k->wm[j].ms == INT64_MIN ? -1 : k->wm[j].ms / 86400000,
-                         k->wm[j].idle ? "i" : "");
+                         k->wm[j].idle     ? "i"
+                         : k->wm[j].caught ? "c"
+                                           : "");
             n += w > 0 ? (size_t)w : 0;
         }
     }
