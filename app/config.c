@@ -61,8 +61,8 @@ static const struct ckey keys[] = {
      OFF(proc.allowed_lateness_ms), 0,
      "How long after the end of an event-time day events for it are still accepted; the day is "
      "evaluated when the watermark passes its end plus this (MODEL.md §2.2)."},
-    {"processing.idle_timeout", C_DURATION, "500ms", 0, 3600 * UINT64_C(1000),
-     OFF(idle_timeout_ms), 0,
+    {"processing.idle_timeout", C_DURATION, "500ms", 0, 3600 * UINT64_C(1000), OFF(idle_timeout_ms),
+     0,
      "An input partition that is caught up (at its end) and delivers nothing for this long (wall "
      "clock) stops holding the watermark back, so days still close on quiet inputs; until then "
      "a caught-up partition holds it back by its newest event time plus "
@@ -740,7 +740,12 @@ void pp_app_conf_reference(FILE *out)
                  "`session.timeout.ms` are not given to the producer), e.g. "
                  "`kafka.bootstrap.servers`, `kafka.security.protocol`, "
                  "`kafka.sasl.password: ${KAFKA_PASSWORD}`. Checked by librdkafka at load "
-                 "time. |\n");
+                 "time. They override partnerpulse's own defaults, which bound memory "
+                 "(docs/runtime.md, \"Backpressure and memory\"): consumers "
+                 "`queued.max.messages.kbytes` " PP_KAFKA_PREFETCH_KBYTES
+                 " and `fetch.max.bytes` " PP_KAFKA_FETCH_MAX_BYTES
+                 "; producer `queue.buffering.max.kbytes` " PP_KAFKA_PRODUCER_QUEUE_KBYTES
+                 ", `linger.ms` 5, `enable.idempotence` true. |\n");
     fprintf(out,
             "| `webhooks.<name>.url` | string | | | A webhook subscriber (at most %d, any name of "
             "letters, digits, _ and -): alert transitions are POSTed to this http(s) URL in "

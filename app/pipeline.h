@@ -91,15 +91,6 @@ struct pp_pstage *pp_pipeline_pstage(const struct pp_pipeline *pl);
 int pp_pipeline_ready(const struct pp_pipeline *pl, char *why, size_t why_size);
 void pp_pipeline_set_restoring(struct pp_pipeline *pl, uint32_t partitions_restoring);
 
-/* partnerpulse's memory bounds on librdkafka (kafka.* keys override them):
- * the consumers' prefetch in KiB and the size of one fetch response, and the
- * producer's queue. (A smaller queued.min.messages saved little more and
- * cost a third of the throughput on a backlog: the prefetch is what keeps
- * the loop fed while a commit stalls it.) */
-#define PP_KAFKA_PREFETCH_KBYTES       "16384"
-#define PP_KAFKA_FETCH_MAX_BYTES       "16777216"
-#define PP_KAFKA_PRODUCER_QUEUE_KBYTES "65536"
-
 /* Builds a librdkafka configuration: our defaults, then every kafka.* key of
  * the configuration. NULL + errstr on a bad value. */
 rd_kafka_conf_t *pp_app_kafka_conf(const struct pp_app_conf *conf, int consumer, char *errstr,
