@@ -49,8 +49,12 @@
  * customers had customers tasks 40 days apart and 380 MB in that buffer.
  * The slowest task is never held back, so nothing waits for ever; events of
  * later days are applied meanwhile (the input alignment keeps them within
- * the rings). */
-#define XSKEW_DAYS 0
+ * the rings). Another instance's task is known by what it last published on
+ * the watermarks topic, a commit and a fetch late: it counts XSKEW_REMOTE_DAYS
+ * ahead of that, else a backlog would close days no faster than one per
+ * round trip between instances. */
+#define XSKEW_DAYS        0
+#define XSKEW_REMOTE_DAYS 7
 /* The key the runtime keeps in a task's changelog next to the stage's own
  * (stage.h: the stages never use keys starting with '_'). */
 static const uint8_t RT_KEY[] = {'_', 'r', 't'};
@@ -558,9 +562,9 @@ static int64_t task_base(const struct task *k)
 }
 
 /* The smallest next day to evaluate over every customers task: live for
- * this instance's tasks, as published on the watermarks topic for the
- * others (and for a local one still restoring). INT64_MAX when none holds
- * anything yet. */
+ * this instance's tasks, as published on the watermarks topic plus
+ * XSKEW_REMOTE_DAYS for the others (and for a local one still restoring).
+ * INT64_MAX when none holds anything yet. */
 static int64_t slowest_base(struct pp_topology *t)
 {
     int64_t lo = INT64_MAX;
@@ -573,8 +577,9 @@ static int64_t slowest_base(struct pp_topology *t)
                 continue; /* below, live */
             }
         }
-        if (w->ms != INT64_MIN && w->ms < lo) {
-            lo = w->ms;
+        int64_t ahead = (int64_t)XSKEW_REMOTE_DAYS * 86400000;
+        if (w->ms != INT64_MIN && w->ms <= INT64_MAX - ahead && w->ms + ahead < lo) {
+            lo = w->ms + ahead;
         }
     }
     for (size_t i = 0; i < t->task_n; i++) {
