@@ -1121,6 +1121,10 @@ static void send_ticks(struct pp_topology *t, int64_t now)
         s->sent_idle = idle;
         s->sent_caught = caught;
     }
+    /* Tasks held back by another instance's task (XSKEW_DAYS) go on once
+     * its new base has arrived on the watermarks topic: no tick of ours may
+     * come to wake them. */
+    release_capped(t);
     for (size_t i = 0; i < t->task_n; i++) {
         struct task *k = t->task[i];
         if (k->kind != TK_CUSTOMERS || k->restoring) {
