@@ -61,9 +61,14 @@ static const struct ckey keys[] = {
      OFF(proc.allowed_lateness_ms), 0,
      "How long after the end of an event-time day events for it are still accepted; the day is "
      "evaluated when the watermark passes its end plus this (MODEL.md §2.2)."},
-    {"processing.idle_timeout", C_DURATION, "2s", 0, 3600 * UINT64_C(1000), OFF(idle_timeout_ms), 0,
-     "A partition that delivers nothing for this long (wall clock) stops holding the "
-     "watermark back, so days still close on quiet inputs (DESIGN.md §4)."},
+    {"processing.idle_timeout", C_DURATION, "500ms", 0, 3600 * UINT64_C(1000), OFF(idle_timeout_ms),
+     0,
+     "An input partition that is caught up (at its end) and delivers nothing for this long (wall "
+     "clock) stops holding the watermark back, so days still close on quiet inputs; until then "
+     "a caught-up partition holds it back by its newest event time plus "
+     "processing.allowed_lateness only. An input whose producer lags the others by more than the "
+     "allowed lateness in event time after being quiet this long has its late records "
+     "dead-lettered (docs/runtime.md)."},
     {"processing.cohort_max_wait", C_DURATION, "5m", 0, 24 * 3600 * UINT64_C(1000),
      OFF(cohort_max_wait_ms), 0,
      "How long the partners task waits for a day's assessments and cohort partials from every "
@@ -741,7 +746,12 @@ void pp_app_conf_reference(FILE *out)
                  "`session.timeout.ms` are not given to the producer), e.g. "
                  "`kafka.bootstrap.servers`, `kafka.security.protocol`, "
                  "`kafka.sasl.password: ${KAFKA_PASSWORD}`. Checked by librdkafka at load "
-                 "time. |\n");
+                 "time. They override partnerpulse's own defaults, which bound memory "
+                 "(docs/runtime.md, \"Backpressure and memory\"): consumers "
+                 "`queued.max.messages.kbytes` " PP_KAFKA_PREFETCH_KBYTES
+                 " and `fetch.max.bytes` " PP_KAFKA_FETCH_MAX_BYTES
+                 "; producer `queue.buffering.max.kbytes` " PP_KAFKA_PRODUCER_QUEUE_KBYTES
+                 ", `linger.ms` 5, `enable.idempotence` true. |\n");
     fprintf(out,
             "| `webhooks.<name>.url` | string | | | A webhook subscriber (at most %d, any name of "
             "letters, digits, _ and -): alert transitions are POSTed to this http(s) URL in "

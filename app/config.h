@@ -109,4 +109,13 @@ const char *pp_app_conf_topic_for(const struct pp_app_conf *conf, enum pp_event_
 /* Parses "250ms", "30s", "5m", "24h", "7d" or "0". */
 int pp_parse_duration_ms(const char *s, int64_t *ms);
 
+/* partnerpulse's memory bounds on librdkafka (kafka.* keys override them):
+ * the consumers' prefetch in KiB and the size of one fetch response, and the
+ * producer's queue. (A smaller queued.min.messages saved little more and
+ * cost a third of the throughput on a backlog: the prefetch is what keeps
+ * the loop fed while a commit stalls it.) */
+#define PP_KAFKA_PREFETCH_KBYTES       "16384"
+#define PP_KAFKA_FETCH_MAX_BYTES       "16777216"
+#define PP_KAFKA_PRODUCER_QUEUE_KBYTES "65536"
+
 #endif

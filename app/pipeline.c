@@ -121,13 +121,28 @@ static int consumer_only(const char *key)
     return 0;
 }
 
+/* Memory bounds (issue #7: peak RSS). librdkafka's defaults let a consumer
+ * prefetch up to 64 MiB ahead of the loop, a fetch response carry 50 MiB
+ * and a producer queue 1 GiB; on a backlog they fill up, by how much
+ * depends on timing. Measured on the peer benchmark's backlog: 16 MiB fetch
+ * responses alone took the peak RSS from 409-449 MiB to 288 at the same
+ * throughput. User kafka.* keys, set after these, override them
+ * (docs/configuration.md). */
+static int bound_consumer(rd_kafka_conf_t *kc, char *errstr, size_t sz)
+{
+    return kset(kc, "queued.max.messages.kbytes", PP_KAFKA_PREFETCH_KBYTES, errstr, sz) ||
+           kset(kc, "fetch.max.bytes", PP_KAFKA_FETCH_MAX_BYTES, errstr, sz);
+}
+
 rd_kafka_conf_t *pp_app_kafka_conf(const struct pp_app_conf *conf, int consumer, char *errstr,
                                    size_t errstr_size)
 {
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
     int rc = kset(kc, "client.id", conf->application_id, errstr, errstr_size);
     if (consumer == 2) {
-        /* a plain client (restore readers): only the user's kafka.* keys */
+        /* a plain client (restore readers): the user's kafka.* keys and the
+         * prefetch bounds */
+        rc = rc || bound_consumer(kc, errstr, errstr_size);
     }
     else if (consumer) {
         /* Statistics feed partnerpulse_consumer_lag; kafka.statistics.interval.ms
@@ -137,11 +152,14 @@ rd_kafka_conf_t *pp_app_kafka_conf(const struct pp_app_conf *conf, int consumer,
              kset(kc, "auto.offset.reset", "earliest", errstr, errstr_size) ||
              kset(kc, "enable.auto.offset.store", "false", errstr, errstr_size) ||
              kset(kc, "enable.partition.eof", "true", errstr, errstr_size) ||
-             kset(kc, "partition.assignment.strategy", "cooperative-sticky", errstr, errstr_size);
+             kset(kc, "partition.assignment.strategy", "cooperative-sticky", errstr, errstr_size) ||
+             bound_consumer(kc, errstr, errstr_size);
     }
     else {
         rc = rc || kset(kc, "enable.idempotence", "true", errstr, errstr_size) ||
-             kset(kc, "linger.ms", "5", errstr, errstr_size);
+             kset(kc, "linger.ms", "5", errstr, errstr_size) ||
+             kset(kc, "queue.buffering.max.kbytes", PP_KAFKA_PRODUCER_QUEUE_KBYTES, errstr,
+                  errstr_size);
     }
     for (size_t i = 0; !rc && i < conf->kafka_n; i++) {
         char kerr[256];
@@ -327,10 +345,11 @@ static void release_held(struct pp_pipeline *pl, int64_t now)
 }
 
 /* A partition at its end may go idle and stop holding the watermark. */
-static void on_eof(const char *topic, int32_t partition, void *opaque)
+static void on_eof(const char *topic, int32_t partition, int64_t end_offset, void *opaque)
 {
     struct pp_pipeline *pl = opaque;
     char key[300];
+    (void)end_offset;
     source_key(key, sizeof(key), topic, partition);
     pp_watermark_caught_up(pl->wm, key, now_ms());
 }

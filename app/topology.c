@@ -35,10 +35,26 @@
 #define RESTORE_SLICE 5000 /* changelog records per loop turn while restoring */
 /* Backpressure: records queued in the producer above which input partitions
  * pause until the broker has taken half of them (memory stays bounded
- * whatever the input rate). */
+ * whatever the input rate). Before that, the producer's own bounds
+ * (queue.buffering.max.messages, 100 000 by default, and max.kbytes) make a
+ * send wait for room (pp_producer_send_raw): measured, pausing at half of
+ * those cost a third of the throughput on a backlog for no memory saved. */
 #define OUTQ_HIGH   200000
 #define MAX_BP      4096
 #define TXN_TIMEOUT 30000
+/* A customers task closes no day more than this many days past the slowest
+ * customers task's next day: the partners task can evaluate a day only
+ * once every customers task has ended it, and buffers the records of the
+ * days it cannot evaluate yet. Unbounded, a preloaded backlog of 30 000
+ * customers had customers tasks 40 days apart and 380 MB in that buffer.
+ * The slowest task is never held back, so nothing waits for ever; events of
+ * later days are applied meanwhile (the input alignment keeps them within
+ * the rings). Another instance's task is known by what it last published on
+ * the watermarks topic, a commit and a fetch late: it counts XSKEW_REMOTE_DAYS
+ * ahead of that, else a backlog would close days no faster than one per
+ * round trip between instances. */
+#define XSKEW_DAYS        0
+#define XSKEW_REMOTE_DAYS 7
 /* The key the runtime keeps in a task's changelog next to the stage's own
  * (stage.h: the stages never use keys starting with '_'). */
 static const uint8_t RT_KEY[] = {'_', 'r', 't'};
@@ -54,18 +70,23 @@ struct source {
     int64_t next;      /* offset after the last record handled; -1 none */
     int64_t stream_ms; /* largest event time seen; INT64_MIN none */
     int64_t quiet_since_ms;
+    int64_t eof_off; /* the partition's end offset at its last EOF */
     bool eof;
-    bool sent, sent_idle;
+    bool sent, sent_idle, sent_caught;
     int64_t sent_ms;
     int64_t sent_off;   /* next offset last written to the watermarks topic */
     int64_t skip_below; /* records below were forwarded already (-2: not looked up) */
 };
+
+/* A tick's third field: 0 active, 1 idle, 2 caught up (source_tick_state). */
+enum { TICK_ACTIVE = 0, TICK_IDLE = 1, TICK_CAUGHT_UP = 2 };
 
 struct wm_src {
     char key[300];
     int64_t ms;
     bool idle;
     int64_t off; /* watermarks topic: the input's next offset to forward, -1 unknown */
+    bool caught; /* caught up: holds the watermark back by ms + the lateness only */
 };
 
 struct pend_day {
@@ -148,7 +169,13 @@ struct pp_topology {
     uint64_t txn_records;
     uint64_t applied; /* events given to the customers tasks (input events, counted once) */
     bool progress;    /* records handled since the last commit */
+    /* Early commit: something downstream waits for this interval's records
+     * (docs/runtime.md "Latency"). */
+    struct event *early;
+    bool urgent;
+    int64_t last_commit_ms;
     bool stopping;
+    bool releasing; /* in release_capped */
     int64_t last_status_ms;
     /* partitions paused for backpressure */
     struct {
@@ -227,7 +254,9 @@ static size_t rt_encode(const struct task *k, char *buf, size_t cap)
     n = (size_t)w0;
     for (size_t i = 0; i < k->wm_n; i++) {
         int w = snprintf(buf + n, cap - n, "wm\t%s\t%" PRId64 "\t%d\n", k->wm[i].key, k->wm[i].ms,
-                         k->wm[i].idle ? 1 : 0);
+                         k->wm[i].idle     ? TICK_IDLE
+                         : k->wm[i].caught ? TICK_CAUGHT_UP
+                                           : TICK_ACTIVE);
         if (w < 0 || (size_t)w >= cap - n) {
             return 0;
         }
@@ -236,8 +265,9 @@ static size_t rt_encode(const struct task *k, char *buf, size_t cap)
     return n;
 }
 
-static void wm_set(struct task *k, const char *key, int64_t ms, bool idle)
+static void wm_set(struct task *k, const char *key, int64_t ms, int state)
 {
+    bool idle = state == TICK_IDLE, caught = state == TICK_CAUGHT_UP;
     for (size_t i = 0; i < k->wm_n; i++) {
         if (strcmp(k->wm[i].key, key) == 0) {
             if (ms == INT64_MIN && !idle) {
@@ -251,6 +281,7 @@ static void wm_set(struct task *k, const char *key, int64_t ms, bool idle)
                 k->wm[i].ms = ms;
             }
             k->wm[i].idle = idle;
+            k->wm[i].caught = caught;
             return;
         }
     }
@@ -263,6 +294,7 @@ static void wm_set(struct task *k, const char *key, int64_t ms, bool idle)
     w->ms = ms;
     w->idle = idle;
     w->off = -1;
+    w->caught = caught;
 }
 
 static int rt_decode(struct task *k, const char *buf, size_t len)
@@ -298,7 +330,7 @@ static int rt_decode(struct task *k, const char *buf, size_t len)
         }
         *f2++ = '\0';
         *f3++ = '\0';
-        wm_set(k, f1, strtoll(f2, NULL, 10), f3[0] == '1');
+        wm_set(k, f1, strtoll(f2, NULL, 10), f3[0] - '0');
     }
     return 0;
 }
@@ -430,6 +462,39 @@ static void task_remove(struct pp_topology *t, struct task *k)
     task_free(k);
 }
 
+/* ------------------------------------------------------ early commit */
+
+/* Something downstream waits for what this interval wrote: an input passed
+ * a day boundary (its tick may close a day), a customers task ended a day
+ * (the partners task waits for it), an alert. Under exactly_once nothing is
+ * readable before the commit, so on_early commits as soon as the loop has
+ * handled what librdkafka fetched (never more often than every quarter of
+ * the interval), instead of at the end of the interval. */
+static void want_commit(struct pp_topology *t)
+{
+    if (t->urgent || t->early == NULL || t->stopping) {
+        return; /* on_early is already due */
+    }
+    t->urgent = true;
+    event_active(t->early, EV_TIMEOUT, 0);
+}
+
+/* The event-time day an input at ms lets close (the watermark's rule). */
+static int32_t closing_day(const struct pp_topology *t, int64_t ms)
+{
+    return pp_day_from_ms(ms - (int64_t)t->mconf.allowed_lateness_ms) - 1;
+}
+
+/* An input's stream time moves to ms: a day boundary passed is worth an
+ * early tick and commit. */
+static void source_advanced(struct pp_topology *t, const struct source *s, int64_t ms)
+{
+    if (s->stream_ms != INT64_MIN && ms > s->stream_ms &&
+        closing_day(t, ms) > closing_day(t, s->stream_ms)) {
+        want_commit(t);
+    }
+}
+
 /* -------------------------------------------------------- producing */
 
 static int send_raw(struct pp_topology *t, const char *topic, int32_t partition, const void *key,
@@ -470,6 +535,9 @@ static void emit_x(const struct pp_xrec *x, void *opaque)
         return;
     }
     send_raw(t, t->exchange, 0, NULL, 0, t->xbuf, len, NULL);
+    if (x->kind == PP_XREC_EOD) {
+        want_commit(t);
+    }
 }
 
 static void on_alert_x(const struct pp_alert *alert, void *opaque)
@@ -477,10 +545,23 @@ static void on_alert_x(const struct pp_alert *alert, void *opaque)
     struct task *k = opaque;
     k->top->txn_records++;
     k->top->env.alert(alert, k->top->env.opaque);
+    want_commit(k->top);
 }
 
-/* The smallest tick over every input partition; the largest when all are
- * idle; INT64_MIN until every input partition has ticked. */
+/* How far a (non-idle) input's tick lets the watermark go: its event time,
+ * plus the allowed lateness while it is caught up (source_tick_state). */
+static int64_t tick_holds(const struct pp_topology *t, const struct wm_src *w)
+{
+    int64_t late = (int64_t)t->mconf.allowed_lateness_ms;
+    if (!w->caught || w->ms == INT64_MIN || w->ms > INT64_MAX - late) {
+        return w->ms;
+    }
+    return w->ms + late;
+}
+
+/* The smallest tick over every input partition (caught-up ones count their
+ * time plus the allowed lateness, at most the largest); the largest when all
+ * are idle; INT64_MIN until every input partition has ticked. */
 static int64_t task_watermark(const struct pp_topology *t, const struct task *k)
 {
     if (k->wm_n < t->sources_total || k->wm_n == 0) {
@@ -491,11 +572,14 @@ static int64_t task_watermark(const struct pp_topology *t, const struct task *k)
         if (k->wm[i].ms > hi) {
             hi = k->wm[i].ms;
         }
-        if (!k->wm[i].idle && k->wm[i].ms < lo) {
-            lo = k->wm[i].ms;
+        int64_t held = tick_holds(t, &k->wm[i]);
+        if (!k->wm[i].idle && held < lo) {
+            lo = held;
         }
     }
-    return lo == INT64_MAX ? hi : lo;
+    /* Caught-up inputs never take the watermark past the newest event of
+     * any input (what it is once every input is idle). */
+    return lo == INT64_MAX || lo > hi ? hi : lo;
 }
 
 /* The first day a customers task has not evaluated yet, as ms: events more
@@ -511,13 +595,84 @@ static int64_t task_base(const struct task *k)
     return first == INT32_MIN ? INT64_MAX : (int64_t)first * 86400000;
 }
 
+/* The smallest next day to evaluate over every customers task: live for
+ * this instance's tasks, as published on the watermarks topic plus
+ * XSKEW_REMOTE_DAYS for the others (and for a local one still restoring).
+ * INT64_MAX when none holds anything yet. */
+static int64_t slowest_base(struct pp_topology *t)
+{
+    int64_t lo = INT64_MAX;
+    for (size_t i = 0; i < t->gtask_n; i++) {
+        const struct wm_src *w = &t->gtask[i];
+        int p = -1;
+        if (sscanf(w->key, "task:%d", &p) == 1) {
+            const struct task *k = task_find(t, TK_CUSTOMERS, p);
+            if (k && !k->restoring) {
+                continue; /* below, live */
+            }
+        }
+        int64_t ahead = (int64_t)XSKEW_REMOTE_DAYS * 86400000;
+        if (w->ms != INT64_MIN && w->ms <= INT64_MAX - ahead && w->ms + ahead < lo) {
+            lo = w->ms + ahead;
+        }
+    }
+    for (size_t i = 0; i < t->task_n; i++) {
+        const struct task *k = t->task[i];
+        if (k->kind == TK_CUSTOMERS && !k->restoring) {
+            int64_t b = task_base(k);
+            lo = b < lo ? b : lo;
+        }
+    }
+    return lo;
+}
+
+/* The watermark a customers task may advance to: no day more than
+ * XSKEW_DAYS past the slowest customers task's next day (slowest_base). */
+static int64_t advance_cap(struct pp_topology *t)
+{
+    int64_t base = slowest_base(t);
+    int64_t span = (XSKEW_DAYS + 2) * (int64_t)86400000 + (int64_t)t->mconf.allowed_lateness_ms - 1;
+    return base == INT64_MAX || base > INT64_MAX - span ? INT64_MAX : base + span;
+}
+
+static void release_capped(struct pp_topology *t);
+
 static void customers_advance(struct pp_topology *t, struct task *k)
 {
     int64_t wm = task_watermark(t, k);
+    int64_t cap = advance_cap(t);
+    if (wm > cap) {
+        wm = cap; /* see XSKEW_DAYS */
+    }
     if (wm > k->watermark) {
+        int64_t base = task_base(k);
         k->watermark = wm;
         pp_cstage_advance(k->cs, wm, emit_x, k);
+        if (task_base(k) != base) {
+            release_capped(t);
+        }
     }
+}
+
+/* A customers task closed days: the tasks it held back may go on. */
+static void release_capped(struct pp_topology *t)
+{
+    if (t->releasing) {
+        return;
+    }
+    t->releasing = true;
+    for (bool again = true; again;) {
+        again = false;
+        for (size_t i = 0; i < t->task_n; i++) {
+            struct task *k = t->task[i];
+            if (k->kind == TK_CUSTOMERS && !k->restoring) {
+                int64_t before = k->watermark;
+                customers_advance(t, k);
+                again |= k->watermark != before;
+            }
+        }
+    }
+    t->releasing = false;
 }
 
 /* --------------------------------------------------------- records */
@@ -566,7 +721,7 @@ static void on_tick_record(struct pp_topology *t, struct task *k, const rd_kafka
     }
     *f2++ = '\0';
     *f3++ = '\0';
-    wm_set(k, buf, strtoll(f2, NULL, 10), f3[0] == '1');
+    wm_set(k, buf, strtoll(f2, NULL, 10), f3[0] - '0');
     k->rt_dirty = true;
     customers_advance(t, k);
 }
@@ -685,8 +840,8 @@ static int64_t input_floor(const struct pp_topology *t)
         if (w->ms == INT64_MIN) {
             unknown = true;
         }
-        else if (w->ms < lo) {
-            lo = w->ms;
+        else if (tick_holds(t, w) < lo) {
+            lo = tick_holds(t, w);
         }
     }
     for (size_t i = 0; i < t->src_n; i++) {
@@ -730,7 +885,7 @@ static void poll_watermarks(struct pp_topology *t)
                 struct task tmp = {.wm = base ? t->gtask : t->gwm,
                                    .wm_n = base ? t->gtask_n : t->gwm_n,
                                    .wm_cap = base ? t->gtask_cap : t->gwm_cap};
-                wm_set(&tmp, buf, strtoll(f2, NULL, 10), f3[0] == '1');
+                wm_set(&tmp, buf, strtoll(f2, NULL, 10), f3[0] - '0');
                 char *f4 = strchr(f3, '\t');
                 for (size_t j = 0; !base && f4 && j < tmp.wm_n; j++) {
                     if (strcmp(tmp.wm[j].key, buf) == 0) {
@@ -981,6 +1136,7 @@ static enum pp_consumer_verdict on_event(const struct pp_event *ev, const rd_kaf
         return PP_CONSUMER_DONE;
     }
     s->next = rkm->offset + 1;
+    source_advanced(t, s, ev->occurred_at_ms);
     if (ev->occurred_at_ms > s->stream_ms) {
         s->stream_ms = ev->occurred_at_ms;
     }
@@ -1006,13 +1162,22 @@ static void on_reject(const rd_kafka_message_t *rkm, enum pp_decode_err err, con
     }
 }
 
-static void on_eof(const char *topic, int32_t partition, void *opaque)
+static void on_eof(const char *topic, int32_t partition, int64_t end_offset, void *opaque)
 {
     struct pp_topology *t = opaque;
     struct source *s = source_find(t, topic, partition);
     if (s && !s->eof) {
         s->eof = true;
         s->quiet_since_ms = mono_ms();
+    }
+    if (s) {
+        s->eof_off = end_offset;
+        /* Caught up: its tick lets the watermark on by the lateness
+         * (source_tick_state), which may close a day: tick now rather than
+         * at the end of the interval. */
+        if (s->sent && !s->sent_idle && !s->sent_caught) {
+            want_commit(t);
+        }
     }
 }
 
@@ -1030,6 +1195,38 @@ static void on_consumer_error(rd_kafka_resp_err_t err, const char *reason, int i
 
 /* ---------------------------------------------------- watermark ticks */
 
+/* Whether an input stops holding the watermark: it reached its end (EOF),
+ * is still there by the high watermark librdkafka last fetched (an EOF
+ * handled while newer records wait in the queue, or while the loop was
+ * busy, says nothing about now), and has been quiet for idle_ms. A held
+ * (paused) input has records waiting: never idle. */
+static bool source_idle(struct pp_topology *t, const struct source *s, int64_t now, int64_t idle_ms)
+{
+    if (!s->eof || s->held || now - s->quiet_since_ms < idle_ms) {
+        return false;
+    }
+    return pp_consumer_caught_up(t->consumer, s->topic, s->partition, s->eof_off);
+}
+
+/* The state an input's tick gives: idle, caught up (at its end by the high
+ * watermark, not idle yet) or active. A caught-up input holds the
+ * watermark back by its stream time plus the allowed lateness only: that
+ * closes only days before the day of its newest record, so no record it
+ * delivers later in event-time order can be late, while a quiet input stops
+ * holding the others back at once. It is ignored entirely once idle
+ * (processing.idle_timeout; docs/runtime.md, "Event time across tasks"). */
+static int source_tick_state(struct pp_topology *t, const struct source *s, bool idle)
+{
+    if (idle) {
+        return TICK_IDLE;
+    }
+    if (s->stream_ms == INT64_MIN || !s->eof || s->held ||
+        !pp_consumer_caught_up(t->consumer, s->topic, s->partition, s->eof_off)) {
+        return TICK_ACTIVE;
+    }
+    return TICK_CAUGHT_UP;
+}
+
 /* Each source sends its stream time to every customers task when it
  * changed: the tasks' watermarks are the minimum over all inputs, whichever
  * instance reads them. */
@@ -1038,9 +1235,11 @@ static void send_ticks(struct pp_topology *t, int64_t now)
     int64_t idle_ms = t->idle_ms;
     for (size_t i = 0; i < t->src_n; i++) {
         struct source *s = t->src[i];
-        /* a held (paused) input has records waiting: never idle */
-        bool idle = s->eof && !s->held && now - s->quiet_since_ms >= idle_ms;
-        bool tick = !s->sent || s->sent_ms != s->stream_ms || s->sent_idle != idle;
+        bool idle = source_idle(t, s, now, idle_ms);
+        int state = source_tick_state(t, s, idle);
+        bool caught = state == TICK_CAUGHT_UP;
+        bool tick = !s->sent || s->sent_ms != s->stream_ms || s->sent_idle != idle ||
+                    s->sent_caught != caught;
         if (!tick && (s->next < 0 || s->next == s->sent_off)) {
             continue;
         }
@@ -1053,7 +1252,7 @@ static void send_ticks(struct pp_topology *t, int64_t now)
         }
         char key[300], val[400];
         snprintf(key, sizeof(key), "%s/%d", s->topic, (int)s->partition);
-        int n = snprintf(val, sizeof(val), "%s\t%" PRId64 "\t%d", key, s->stream_ms, idle ? 1 : 0);
+        int n = snprintf(val, sizeof(val), "%s\t%" PRId64 "\t%d", key, s->stream_ms, state);
         for (uint32_t p = 0; tick && p < t->n; p++) {
             rd_kafka_headers_t *hdrs = rd_kafka_headers_new(1);
             rd_kafka_header_add(hdrs, "pp.kind", -1, "wm", 2);
@@ -1074,7 +1273,12 @@ static void send_ticks(struct pp_topology *t, int64_t now)
         s->sent = true;
         s->sent_ms = s->stream_ms;
         s->sent_idle = idle;
+        s->sent_caught = caught;
     }
+    /* Tasks held back by another instance's task (XSKEW_DAYS) go on once
+     * its new base has arrived on the watermarks topic: no tick of ours may
+     * come to wake them. */
+    release_capped(t);
     for (size_t i = 0; i < t->task_n; i++) {
         struct task *k = t->task[i];
         if (k->kind != TK_CUSTOMERS || k->restoring) {
@@ -1318,6 +1522,8 @@ static int commit_now(struct pp_topology *t)
         if (rc == 0) {
             t->txn_open = false;
             t->progress = false;
+            t->urgent = false;
+            t->last_commit_ms = mono_ms();
             pp_metric_add(t->m_txn_ok, 1);
         }
         txn_begin(t);
@@ -1667,7 +1873,9 @@ static void log_status(struct pp_topology *t)
         for (size_t j = 0; k->kind == TK_CUSTOMERS && j < k->wm_n && n < sizeof(buf) - 200; j++) {
             w = snprintf(buf + n, sizeof(buf) - n, " [%s=%" PRId64 "%s]", k->wm[j].key,
                          k->wm[j].ms == INT64_MIN ? -1 : k->wm[j].ms / 86400000,
-                         k->wm[j].idle ? "i" : "");
+                         k->wm[j].idle     ? "i"
+                         : k->wm[j].caught ? "c"
+                                           : "");
             n += w > 0 ? (size_t)w : 0;
         }
     }
@@ -1704,6 +1912,41 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         }
     }
     pp_producer_poll(t->env.producer);
+}
+
+/* Commits early (want_commit): once librdkafka's queue is handled (records
+ * waiting would go in the same transaction, and a backlog is better served
+ * by whole intervals) and a quarter interval after the last commit. The
+ * next regular commit is then a whole interval later. */
+static void on_early(evutil_socket_t fd, short what, void *arg)
+{
+    struct pp_topology *t = arg;
+    (void)fd;
+    (void)what;
+    if (!t->urgent || t->stopping) {
+        return;
+    }
+    int64_t now = mono_ms();
+    if (!t->eos) {
+        /* at_least_once: records are readable once delivered; only the
+         * ticks wait for the interval */
+        send_ticks(t, now);
+        t->urgent = false;
+        return;
+    }
+    int64_t wait = t->last_commit_ms + t->commit_ms / 4 - now;
+    if (wait <= 0 && pp_consumer_queued(t->consumer) > 0) {
+        wait = 2;
+    }
+    if (wait > 0) {
+        struct timeval tv = {(time_t)(wait / 1000), (suseconds_t)((wait % 1000) * 1000)};
+        evtimer_add(t->early, &tv);
+        return;
+    }
+    on_tick(-1, 0, t);
+    t->urgent = false;
+    struct timeval tv = {t->commit_ms / 1000, (t->commit_ms % 1000) * 1000};
+    event_add(t->tick, &tv);
 }
 
 /* ------------------------------------------------------------- setup */
@@ -1989,6 +2232,7 @@ struct pp_topology *pp_topology_new(const struct pp_app_conf *conf,
     }
     t->tick = event_new(env->base, -1, EV_PERSIST, on_tick, t);
     t->restore_ev = event_new(env->base, -1, 0, on_restore, t);
+    t->early = event_new(env->base, -1, 0, on_early, t);
     struct timeval tv = {t->commit_ms / 1000, (t->commit_ms % 1000) * 1000};
     event_add(t->tick, &tv);
     return t;
@@ -2002,6 +2246,9 @@ int pp_topology_shutdown(struct pp_topology *t, int timeout_ms)
     (void)timeout_ms;
     if (t->tick) {
         event_del(t->tick);
+    }
+    if (t->early) {
+        event_del(t->early);
     }
     int rc = commit_now(t);
     for (size_t i = 0; rc == 0 && i < t->task_n; i++) {
@@ -2031,6 +2278,9 @@ void pp_topology_destroy(struct pp_topology *t)
     }
     if (t->restore_ev) {
         event_free(t->restore_ev);
+    }
+    if (t->early) {
+        event_free(t->early);
     }
     pp_consumer_destroy(t->consumer);
     if (t->wmrk) {

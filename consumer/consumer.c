@@ -190,7 +190,7 @@ static void handle(struct pp_consumer *c, rd_kafka_message_t *rkm)
     if (rkm->err) {
         if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             if (c->on_eof) {
-                c->on_eof(rd_kafka_topic_name(rkm->rkt), rkm->partition, c->opaque);
+                c->on_eof(rd_kafka_topic_name(rkm->rkt), rkm->partition, rkm->offset, c->opaque);
             }
             return;
         }
@@ -453,4 +453,23 @@ const struct pp_consumer_stats *pp_consumer_stats(const struct pp_consumer *c)
 rd_kafka_t *pp_consumer_handle(struct pp_consumer *c)
 {
     return c->rk;
+}
+
+size_t pp_consumer_queued(struct pp_consumer *c)
+{
+    return rd_kafka_queue_length(c->queue);
+}
+
+bool pp_consumer_caught_up(struct pp_consumer *c, const char *topic, int32_t partition,
+                           int64_t end_offset)
+{
+    int64_t lo = -1, hi = -1;
+    if (end_offset < 0 || rd_kafka_get_watermark_offsets(c->rk, topic, partition, &lo, &hi) != 0 ||
+        hi < 0) {
+        return false;
+    }
+    /* The cached high watermark is refreshed by every fetch response, on
+     * librdkafka's own thread: it moves as soon as anything new is fetched,
+     * even while the loop is busy and the records wait in the queue. */
+    return hi <= end_offset;
 }

@@ -11,6 +11,7 @@
 #ifndef PP_CONSUMER_H
 #define PP_CONSUMER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,8 +33,11 @@ typedef void(pp_consumer_reject_cb)(const rd_kafka_message_t *rkm, enum pp_decod
 /* A partition was assigned (assigned = 1) or revoked/lost (0). */
 typedef void(pp_consumer_assign_cb)(const char *topic, int32_t partition, int assigned,
                                     void *opaque);
-/* The partition reached its end: everything written so far has been read. */
-typedef void(pp_consumer_eof_cb)(const char *topic, int32_t partition, void *opaque);
+/* The partition reached its end: everything written so far has been read.
+ * end_offset is the partition's end at that moment (the next offset): a
+ * later, larger high watermark (pp_consumer_caught_up) means more arrived. */
+typedef void(pp_consumer_eof_cb)(const char *topic, int32_t partition, int64_t end_offset,
+                                 void *opaque);
 /* A consumer-level error: fatal ones mean the consumer cannot go on. */
 typedef void(pp_consumer_error_cb)(rd_kafka_resp_err_t err, const char *reason, int fatal,
                                    void *opaque);
@@ -103,6 +107,15 @@ int pp_consumer_resume(struct pp_consumer *c, const char *topic, int32_t partiti
 /* Leaves the group (commits offsets per the configuration). Idempotent. */
 void pp_consumer_close(struct pp_consumer *c);
 void pp_consumer_destroy(struct pp_consumer *c);
+
+/* Records (and events) fetched but not handed out yet: 0 when the loop has
+ * handled everything librdkafka has fetched so far. */
+size_t pp_consumer_queued(struct pp_consumer *c);
+/* Whether the partition is still at end_offset (from its EOF): the high
+ * watermark librdkafka last learnt from a fetch response has not moved past
+ * it. False when nothing is known about the partition. Never blocks. */
+bool pp_consumer_caught_up(struct pp_consumer *c, const char *topic, int32_t partition,
+                           int64_t end_offset);
 
 const struct pp_consumer_stats *pp_consumer_stats(const struct pp_consumer *c);
 rd_kafka_t *pp_consumer_handle(struct pp_consumer *c);

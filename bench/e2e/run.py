@@ -26,6 +26,8 @@ value bytes unchanged, into the benchmark topics.
 
 Usage: bench/e2e/run.py [--bin build/app/partnerpulse] [--guarantee exactly_once]
                         [--events 2000000] [--runs 3] [--port 39892]
+                        [--rate EV_PER_S]   (latency run only, at that rate)
+                        [--set SECTION.KEY=VALUE ...]
 Needs Java + Maven (deploy/local/kafka.sh) and tests/integration/requirements.txt.
 """
 
@@ -582,6 +584,8 @@ def main() -> int:
     ap.add_argument("--port", type=int, default=39892, help="port of the benchmark's own broker")
     ap.add_argument("--bootstrap", help="use this running broker instead of starting one")
     ap.add_argument("--no-latency", action="store_true", help="skip the paced latency run")
+    ap.add_argument("--rate", type=float, default=None,
+                    help="skip the throughput runs; one paced latency run at this rate (events/s)")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per throughput run")
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="extra configuration of the measured service, e.g. "
@@ -608,18 +612,22 @@ def main() -> int:
         broker.create({topics[k]: args.partitions for k in KINDS})
         records = merged(broker, staged)
         assert len(records) == n, (len(records), n)
-        rep = Replayer(broker, topics)
-        copied, secs = rep.run(records, None)
-        broker.check_count([topics[k] for k in KINDS], args.partitions, n)
-        log(f"preloaded {n} events into {args.partitions}-partition topics in {secs:.1f}s")
-        runs = [throughput_run(args, broker, work, topics, n, guarantee, i + 1)
-                for i in range(args.runs)]
-        med = {k: statistics.median(r[k] for r in runs)
-               for k in ("sustained_eps", "end_to_end_eps", "cpu_s_per_million", "vm_hwm_mib")}
-        log(f"THROUGHPUT (median of {len(runs)}, {n} events): sustained "
-            f"{med['sustained_eps']:,.0f} ev/s; first event to lag 0 {med['end_to_end_eps']:,.0f}"
-            f" ev/s; {med['cpu_s_per_million']:.2f} CPU-s per million events; peak RSS "
-            f"{med['vm_hwm_mib']:.0f} MiB")
+        if not args.rate:
+            rep = Replayer(broker, topics)
+            copied, secs = rep.run(records, None)
+            broker.check_count([topics[k] for k in KINDS], args.partitions, n)
+            log(f"preloaded {n} events into {args.partitions}-partition topics in {secs:.1f}s")
+        if args.rate:
+            med = {"sustained_eps": 2 * args.rate}
+        else:
+            runs = [throughput_run(args, broker, work, topics, n, guarantee, i + 1)
+                    for i in range(args.runs)]
+            med = {k: statistics.median(r[k] for r in runs)
+                   for k in ("sustained_eps", "end_to_end_eps", "cpu_s_per_million", "vm_hwm_mib")}
+            log(f"THROUGHPUT (median of {len(runs)}, {n} events): sustained "
+                f"{med['sustained_eps']:,.0f} ev/s; first event to lag 0 "
+                f"{med['end_to_end_eps']:,.0f} ev/s; {med['cpu_s_per_million']:.2f} CPU-s per "
+                f"million events; peak RSS {med['vm_hwm_mib']:.0f} MiB")
         if not args.no_latency:
             lat = latency_run(args, broker, work, records, med["sustained_eps"] / 2, guarantee)
             log(f"LATENCY (paced at {lat['rate']:,.0f} ev/s, {lat['measured']} alert records): "

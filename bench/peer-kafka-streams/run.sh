@@ -327,7 +327,7 @@ partnerpulse_side() {
   t0=$(date +%s.%N)
   "$PARTNERPULSE" run --config "$cfg" </dev/null >/dev/null 2>"$OUT/pp-run.log" &
   pid=$!
-  # settle: processing.idle_timeout (2 s) + 3 s, as the peer waits before it exits
+  # settle: 5 s, more than processing.idle_timeout (500 ms) + a commit, as the peer waits before it exits
   pp_poller $pid "$PP_APP" 5 >"$OUT/pp-poller.out" &
   poller=$!
   until grep -q '^caught_up' "$OUT/pp-poller.out" 2>/dev/null; do

@@ -126,7 +126,7 @@ static void test_defaults(void **state)
     assert_string_equal(c->topic_alerts, "partnerpulse-alerts");
     assert_string_equal(c->topic_dlq, "partnerpulse-dlq");
     assert_true(c->proc.allowed_lateness_ms == DAY_MS);
-    assert_true(c->idle_timeout_ms == 2000);
+    assert_true(c->idle_timeout_ms == 500);
     assert_true(c->max_message_bytes == 1048576);
     assert_int_equal(c->proc.surge_window_days, 7);
     assert_int_equal(c->proc.surge_threshold, 20);
