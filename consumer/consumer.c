@@ -100,6 +100,17 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         c->stats.assigned_partitions += parts->cnt;
     }
     else {
+        /* librdkafka keeps a partition's pause across a revocation: given
+         * back to this consumer later, it would stay paused with nobody
+         * holding it (an input never read again, the watermark stuck).
+         * Cleared before the unassign; not while closing (the handle goes,
+         * and a resume racing the close's unassign can hold the close). */
+        if (!c->closed) {
+            rd_kafka_resp_err_t rerr = rd_kafka_resume_partitions(rk, parts);
+            if (rerr && c->on_error) {
+                c->on_error(rerr, "resume of revoked partitions", 0, c->opaque);
+            }
+        }
         if (cooperative) {
             error = rd_kafka_incremental_unassign(rk, parts);
         }
@@ -109,13 +120,6 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         c->stats.assigned_partitions -= parts->cnt;
         if (!cooperative || c->stats.assigned_partitions < 0) {
             c->stats.assigned_partitions = 0;
-        }
-        /* librdkafka keeps a partition's pause across a revocation: given
-         * back to this consumer later, it would stay paused with nobody
-         * holding it (an input never read again, the watermark stuck). */
-        rd_kafka_resp_err_t rerr = rd_kafka_resume_partitions(rk, parts);
-        if (rerr && c->on_error) {
-            c->on_error(rerr, "resume of revoked partitions", 0, c->opaque);
         }
     }
     if (error) {
