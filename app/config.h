@@ -67,7 +67,7 @@ struct pp_app_conf {
     int64_t registry_timeout_ms;
     char registry_alert_subject[PP_CONF_STR_MAX]; /* "" = <topics.alerts>-value */
     int64_t idle_timeout_ms;
-    int64_t cohort_max_wait_ms; /* processing.cohort_max_wait; 0 = wait for ever */
+    int64_t cohort_max_wait_ms;      /* processing.cohort_max_wait; 0 = wait for ever */
     uint64_t guarantee;              /* enum pp_guarantee */
     int64_t commit_interval_ms;      /* processing.commit_interval */
     uint32_t partitions;             /* processing.partitions; 0 = the inputs' largest count */
