@@ -209,6 +209,12 @@ static void fatal(struct pp_topology *t, int code)
 
 /* ------------------------------------------------------------ lookups */
 
+/* An input's name in ticks and on the watermarks topic: "<topic>/<partition>". */
+static void source_key(const struct source *s, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s/%d", s->topic, (int)s->partition);
+}
+
 static struct source *source_find(struct pp_topology *t, const char *topic, int32_t partition)
 {
     for (size_t i = 0; i < t->src_n; i++) {
@@ -996,7 +1002,7 @@ static void release_backpressure(struct pp_topology *t)
 static int64_t forwarded_upto(const struct pp_topology *t, const struct source *s)
 {
     char key[300];
-    snprintf(key, sizeof(key), "%s/%d", s->topic, (int)s->partition);
+    source_key(s, key, sizeof(key));
     for (size_t j = 0; j < t->gwm_n; j++) {
         if (strcmp(t->gwm[j].key, key) == 0) {
             return t->gwm[j].off;
@@ -1254,7 +1260,7 @@ static void send_ticks(struct pp_topology *t, int64_t now)
             continue;
         }
         char key[300], val[400];
-        snprintf(key, sizeof(key), "%s/%d", s->topic, (int)s->partition);
+        source_key(s, key, sizeof(key));
         int n = snprintf(val, sizeof(val), "%s\t%" PRId64 "\t%d", key, s->stream_ms, state);
         for (uint32_t p = 0; tick && p < t->n; p++) {
             rd_kafka_headers_t *hdrs = rd_kafka_headers_new(1);
@@ -1407,6 +1413,26 @@ static void txn_begin(struct pp_topology *t)
     t->txn_records = 0;
 }
 
+/* Aborts the current transaction and starts every task over from the
+ * committed offsets (an abortable error, or a produce it refused). -1 when
+ * the abort failed (the instance exits). */
+static int abort_and_rewind(struct pp_topology *t)
+{
+    rd_kafka_error_t *e = rd_kafka_abort_transaction(t->prk, TXN_TIMEOUT);
+    if (e) {
+        pp_log(PP_LOG_ERROR, "msg=\"abort failed\" error=\"%s\"", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        fatal(t, 3);
+        return -1;
+    }
+    t->txn_open = false;
+    t->txn_failed = false;
+    pp_producer_clear_error(t->env.producer);
+    pp_metric_add(t->m_txn_abort, 1);
+    reset_all(t);
+    return 0;
+}
+
 /* Handles a transactional error: fatal (fenced: another instance owns our
  * work) exits, abortable aborts and rewinds every task. Returns 0 when the
  * error was retriable (the caller retries). */
@@ -1433,18 +1459,7 @@ static int txn_error(struct pp_topology *t, rd_kafka_error_t *e, const char *wha
            "error=\"%s\"",
            what, rd_kafka_error_string(e));
     rd_kafka_error_destroy(e);
-    rd_kafka_error_t *ae = rd_kafka_abort_transaction(t->prk, TXN_TIMEOUT);
-    if (ae) {
-        pp_log(PP_LOG_ERROR, "msg=\"abort failed\" error=\"%s\"", rd_kafka_error_string(ae));
-        rd_kafka_error_destroy(ae);
-        fatal(t, 3);
-        return -1;
-    }
-    t->txn_open = false;
-    t->txn_failed = false;
-    pp_producer_clear_error(t->env.producer);
-    pp_metric_add(t->m_txn_abort, 1);
-    reset_all(t);
+    abort_and_rewind(t);
     return -1;
 }
 
@@ -1461,33 +1476,16 @@ bool pp_topology_txn_refused(struct pp_topology *t)
     return true;
 }
 
-/* Aborts a transaction whose produce was refused and starts every task over
- * from the committed offsets. */
-static void abort_failed(struct pp_topology *t)
-{
-    pp_log(PP_LOG_WARN, "msg=\"transaction aborted: rewinding to the committed offsets\" "
-                        "step=produce");
-    rd_kafka_error_t *e = rd_kafka_abort_transaction(t->prk, TXN_TIMEOUT);
-    if (e) {
-        pp_log(PP_LOG_ERROR, "msg=\"abort failed\" error=\"%s\"", rd_kafka_error_string(e));
-        rd_kafka_error_destroy(e);
-        fatal(t, 3);
-        return;
-    }
-    t->txn_open = false;
-    t->txn_failed = false;
-    pp_producer_clear_error(t->env.producer);
-    pp_metric_add(t->m_txn_abort, 1);
-    reset_all(t);
-    txn_begin(t);
-}
-
 /* Commits the interval's work. Returns 0 when committed. */
 static int commit_now(struct pp_topology *t)
 {
     int64_t t0 = mono_ms();
     if (t->txn_failed) {
-        abort_failed(t);
+        pp_log(PP_LOG_WARN, "msg=\"transaction aborted: rewinding to the committed offsets\" "
+                            "step=produce");
+        if (abort_and_rewind(t) == 0) {
+            txn_begin(t);
+        }
         return -1;
     }
     flush_changelogs(t);
