@@ -75,6 +75,13 @@ static const struct ckey keys[] = {
      "customers partition before it evaluates the day without the late ones, with the "
      "configured fallback baselines, saying so in each alert (MODEL.md §1); 0 waits for ever. "
      "Below the time a task takes to move after a crash, alerts may differ from backtest."},
+    {"processing.shutdown_timeout", C_DURATION, "20s", 1000, 600 * UINT64_C(1000),
+     OFF(shutdown_timeout_ms), 0,
+     "How long SIGTERM/SIGINT may take: the interval's transaction (or offsets) committed, every "
+     "task snapshotted, the group left. Past it the instance logs an error and exits 1 without "
+     "finishing (exactly_once loses nothing: the open transaction is aborted and the next owner "
+     "resumes from the committed offsets). Keep it below the orchestrator's grace period "
+     "(deploy/: 45 s for Kubernetes and systemd, 30 s for compose)."},
     {"processing.max_message_bytes", C_UINT, "1048576", 64, 64 * UINT64_C(1048576),
      OFF(max_message_bytes), 0,
      "Largest input record value accepted; larger ones are dead-lettered."},

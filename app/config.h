@@ -70,6 +70,7 @@ struct pp_app_conf {
     int64_t cohort_max_wait_ms;      /* processing.cohort_max_wait; 0 = wait for ever */
     uint64_t guarantee;              /* enum pp_guarantee */
     int64_t commit_interval_ms;      /* processing.commit_interval */
+    int64_t shutdown_timeout_ms;     /* processing.shutdown_timeout */
     uint32_t partitions;             /* processing.partitions; 0 = the inputs' largest count */
     uint32_t replication_factor;     /* processing.replication_factor; 0 = broker default */
     char state_dir[PP_CONF_STR_MAX]; /* state.dir; "" = no snapshots */

@@ -28,6 +28,7 @@
 #include "engine.h"
 #include "scenario.h"
 #include "scenarios.h"
+#include "watchdog.h"
 
 struct demo {
     struct event_base *base;
@@ -362,7 +363,8 @@ int pp_app_demo(int argc, char **argv)
 
     event_base_dispatch(d.base);
 
-    int flushed = pp_pipeline_shutdown(pl, 10000);
+    pp_watchdog_arm(d.conf.shutdown_timeout_ms, "processing.shutdown_timeout", 1);
+    int flushed = pp_pipeline_shutdown(pl, (int)d.conf.shutdown_timeout_ms);
     struct pp_pipeline_stats st;
     pp_pipeline_stats(pl, &st);
     printf("\ndemo summary: %" PRIu64 " events processed, %" PRIu64 " alert transitions "

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "pipeline.h"
 #include "silences.h"
+#include "watchdog.h"
 #include "webhook.h"
 
 #ifndef PP_VERSION
@@ -66,7 +67,8 @@ static void usage(FILE *out)
             "  partnerpulse config-reference\n"
             "      Print every configuration key with its default and meaning (Markdown).\n"
             "  partnerpulse --help | --version\n\n"
-            "Exit status: 0 ok, 1 runtime failure, 2 usage or configuration error,\n"
+            "Exit status: 0 ok, 1 runtime failure (or a shutdown cut short by\n"
+            "processing.shutdown_timeout), 2 usage or configuration error,\n"
             "3 fenced by another instance (exactly_once): restart it.\n"
             "Docs: README.md and docs/ in the source tree.\n",
             PP_VERSION);
@@ -295,7 +297,9 @@ static int cmd_run(int argc, char **argv)
     }
     event_base_dispatch(base);
 
-    int flushed = pp_pipeline_shutdown(pl, 10000);
+    /* Bounded (processing.shutdown_timeout): see watchdog.h. */
+    pp_watchdog_arm(conf.shutdown_timeout_ms, "processing.shutdown_timeout", 1);
+    int flushed = pp_pipeline_shutdown(pl, (int)conf.shutdown_timeout_ms);
     struct pp_pipeline_stats st;
     pp_pipeline_stats(pl, &st);
     pp_log(PP_LOG_INFO, "msg=\"stopped\" records=%llu events=%llu dead_letters=%llu alerts=%llu",

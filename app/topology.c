@@ -2245,6 +2245,8 @@ fail:
 
 int pp_topology_shutdown(struct pp_topology *t, int timeout_ms)
 {
+    /* The bound is the process's watchdog (app/watchdog.h): the
+     * transaction calls keep their own timeouts. */
     (void)timeout_ms;
     if (t->tick) {
         event_del(t->tick);
