@@ -769,6 +769,36 @@ class RunResult:
     dlq: int
 
 
+def dlq_forensics(fleet: Fleet, admin, bootstrap: str, dead: list[Record]) -> None:
+    """Writes <workdir>/dlq-forensics.txt for a run that dead-lettered records
+    (the topics are deleted after the test): each dead letter's headers and
+    where its event sits in the input topics, then the whole committed
+    <app>-watermarks topic (every tick with its input's forwarded offset) in
+    offset order."""
+    t = fleet.topics
+    wm_topic = f"{t.application_id}-watermarks"
+    rd = TopicReader(admin, bootstrap, t.inputs + [wm_topic])
+    try:
+        rd.read_for(3.0)
+        where: dict[bytes, list[str]] = {}
+        for r in rd.records:
+            if r.topic != wm_topic and r.value is not None:
+                where.setdefault(r.value, []).append(f"{r.topic}[{r.partition}]@{r.offset}")
+        lines = [f"{len(dead)} dead letters of {t.application_id}:"]
+        for d in dead:
+            hdr = " ".join(f"{k}={d.header(k)}" for k in sorted(d.headers))
+            lines.append(f"  dlq@{d.offset} {hdr} input={where.get(d.value, ['?'])}")
+        lines.append(f"{wm_topic} (committed, offset order):")
+        for r in rd.of(wm_topic):
+            val = (r.value or b"").decode("utf-8", errors="replace").replace("\t", " | ")
+            lines.append(f"  @{r.offset} {val}")
+        path = fleet.workdir / "dlq-forensics.txt"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        log(f"dead letters: forensics in {path}")
+    finally:
+        rd.close()
+
+
 def collect(fleet: Fleet, completion: Completion, admin, bootstrap: str, name: str) -> RunResult:
     records = completion.records()
     holder, state, problem = partner_task_state(fleet)
@@ -776,6 +806,8 @@ def collect(fleet: Fleet, completion: Completion, admin, bootstrap: str, name: s
     try:
         dlq.read_for(1.0)
         n_dlq = len(dlq.records)
+        if dlq.records:
+            dlq_forensics(fleet, admin, bootstrap, dlq.records)
     finally:
         dlq.close()
     return RunResult(name, records, [view_of_record(r) for r in records], holder, state, problem,
