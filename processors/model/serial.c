@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "palloc.h"
 #include "stage_int.h"
 
@@ -41,78 +42,13 @@
 
 /* ---- writer ------------------------------------------------------------------ */
 
-struct out {
-    uint8_t *p;
-    size_t n, cap;
-};
-
-static void w_need(struct out *o, size_t more)
-{
-    if (o->n + more > o->cap) {
-        o->cap = (o->n + more) * 2 + 64;
-        o->p = pp_xrealloc(o->p, o->cap);
-    }
-}
-
-static void w_u8(struct out *o, uint8_t v)
-{
-    w_need(o, 1);
-    o->p[o->n++] = v;
-}
-
-static void w_var(struct out *o, uint64_t v)
-{
-    w_need(o, 10);
-    while (v >= 0x80) {
-        o->p[o->n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    o->p[o->n++] = (uint8_t)v;
-}
-
-static void w_zz(struct out *o, int32_t v)
-{
-    w_var(o, ((uint32_t)v << 1) ^ (v < 0 ? UINT32_MAX : 0u));
-}
-
-static void w_le(struct out *o, uint64_t v, int bytes)
-{
-    w_need(o, (size_t)bytes);
-    for (int i = 0; i < bytes; i++) {
-        o->p[o->n++] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static void w_f64(struct out *o, double d)
-{
-    uint64_t v;
-    memcpy(&v, &d, sizeof(v));
-    w_le(o, v, 8);
-}
-
-static void w_f32(struct out *o, float f)
-{
-    uint32_t v;
-    memcpy(&v, &f, sizeof(v));
-    w_le(o, v, 4);
-}
-
-static void w_str(struct out *o, const char *s)
-{
-    size_t n = strlen(s);
-    w_var(o, n);
-    w_need(o, n);
-    memcpy(o->p + o->n, s, n);
-    o->n += n;
-}
-
 /* A ring of n values: each value, and after a 0 the count of further 0s. */
-static void w_ring(struct out *o, uint32_t n, uint64_t (*get)(const void *, uint32_t),
+static void w_ring(struct pp_wbuf *o, uint32_t n, uint64_t (*get)(const void *, uint32_t),
                    const void *ring)
 {
     for (uint32_t i = 0; i < n;) {
         uint64_t v = get(ring, i);
-        w_var(o, v);
+        pp_wb_var(o, v);
         i++;
         if (v == 0) {
             uint32_t run = 0;
@@ -120,151 +56,49 @@ static void w_ring(struct out *o, uint32_t n, uint64_t (*get)(const void *, uint
                 run++;
                 i++;
             }
-            w_var(o, run);
+            pp_wb_var(o, run);
         }
     }
 }
 
-static void w_rule(struct out *o, const struct pp_rule_state *st)
+static void w_rule(struct pp_wbuf *o, const struct pp_rule_state *st)
 {
-    w_u8(o, st->phase);
-    w_u8(o, st->severity);
-    w_u8(o, st->hist_n);
-    w_var(o, st->run);
-    w_var(o, st->crit_run);
-    w_var(o, st->deesc_run);
-    w_var(o, st->resolve_run);
-    w_var(o, st->reopen_count);
-    w_zz(o, st->pending_start);
-    w_zz(o, st->first_seen);
-    w_zz(o, st->fired_day);
-    w_zz(o, st->changed_day);
-    w_zz(o, st->resolved_day);
+    pp_wb_u8(o, st->phase);
+    pp_wb_u8(o, st->severity);
+    pp_wb_u8(o, st->hist_n);
+    pp_wb_var(o, st->run);
+    pp_wb_var(o, st->crit_run);
+    pp_wb_var(o, st->deesc_run);
+    pp_wb_var(o, st->resolve_run);
+    pp_wb_var(o, st->reopen_count);
+    pp_wb_zz(o, st->pending_start);
+    pp_wb_zz(o, st->first_seen);
+    pp_wb_zz(o, st->fired_day);
+    pp_wb_zz(o, st->changed_day);
+    pp_wb_zz(o, st->resolved_day);
     for (int i = 0; i < PP_RULE_HIST; i++) {
-        w_u8(o, st->hist_sev[i]);
-        w_zz(o, st->hist_day[i]);
+        pp_wb_u8(o, st->hist_sev[i]);
+        pp_wb_zz(o, st->hist_day[i]);
     }
 }
 
-static void w_sig(struct out *o, const struct pp_sig *s)
+static void w_sig(struct pp_wbuf *o, const struct pp_sig *s)
 {
-    w_u8(o, s->present ? 1 : 0);
-    w_f64(o, s->value);
-    w_f64(o, s->risk);
+    pp_wb_u8(o, s->present ? 1 : 0);
+    pp_wb_f64(o, s->value);
+    pp_wb_f64(o, s->risk);
 }
 
 /* ---- reader ------------------------------------------------------------------ */
 
-struct in {
-    const uint8_t *p;
-    size_t n, pos;
-    const char *err;
-};
-
-static void r_fail(struct in *r, const char *what)
-{
-    if (r->err == NULL) {
-        r->err = what;
-    }
-}
-
-static uint8_t r_u8(struct in *r)
-{
-    if (r->err || r->pos >= r->n) {
-        r_fail(r, "truncated");
-        return 0;
-    }
-    return r->p[r->pos++];
-}
-
-static uint64_t r_var(struct in *r)
-{
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-        uint8_t b = r_u8(r);
-        if (r->err) {
-            return 0;
-        }
-        if (shift == 63 && b > 1) {
-            break;
-        }
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            return v;
-        }
-    }
-    r_fail(r, "varint too long");
-    return 0;
-}
-
-static uint32_t r_u32(struct in *r, uint32_t max)
-{
-    uint64_t v = r_var(r);
-    if (v > max) {
-        r_fail(r, "value out of range");
-        return 0;
-    }
-    return (uint32_t)v;
-}
-
-static int32_t r_zz(struct in *r)
-{
-    uint32_t u = r_u32(r, UINT32_MAX);
-    return (int32_t)((u >> 1) ^ (~(u & 1) + 1));
-}
-
-static uint64_t r_le(struct in *r, int bytes)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < bytes; i++) {
-        v |= (uint64_t)r_u8(r) << (8 * i);
-    }
-    return v;
-}
-
-static double r_f64(struct in *r)
-{
-    uint64_t v = r_le(r, 8);
-    double d;
-    memcpy(&d, &v, sizeof(d));
-    return d;
-}
-
-static float r_f32(struct in *r)
-{
-    uint32_t v = (uint32_t)r_le(r, 4);
-    float f;
-    memcpy(&f, &v, sizeof(f));
-    return f;
-}
-
-static void r_str(struct in *r, char *out)
-{
-    uint64_t n = r_var(r);
-    out[0] = '\0';
-    if (r->err) {
-        return;
-    }
-    if (n > PP_ID_MAX - 1 || n > r->n - r->pos) {
-        r_fail(r, n > PP_ID_MAX - 1 ? "id too long" : "truncated");
-        return;
-    }
-    if (memchr(r->p + r->pos, '\0', n) != NULL) {
-        r_fail(r, "NUL inside an id");
-        return;
-    }
-    memcpy(out, r->p + r->pos, n);
-    out[n] = '\0';
-    r->pos += n;
-}
-
-static void r_ring(struct in *r, uint32_t n, void (*set)(void *, uint32_t, uint64_t), void *ring)
+static void r_ring(struct pp_rbuf *r, uint32_t n, void (*set)(void *, uint32_t, uint64_t),
+                   void *ring)
 {
     for (uint32_t i = 0; i < n && !r->err;) {
-        uint64_t v = r_var(r);
+        uint64_t v = pp_rb_var(r);
         set(ring, i++, v);
         if (v == 0) {
-            uint32_t run = r_u32(r, n - i);
+            uint32_t run = pp_rb_u32(r, n - i);
             for (uint32_t k = 0; k < run; k++) {
                 set(ring, i++, 0);
             }
@@ -272,45 +106,45 @@ static void r_ring(struct in *r, uint32_t n, void (*set)(void *, uint32_t, uint6
     }
 }
 
-static void r_rule(struct in *r, struct pp_rule_state *st)
+static void r_rule(struct pp_rbuf *r, struct pp_rule_state *st)
 {
-    st->phase = r_u8(r);
-    st->severity = r_u8(r);
-    st->hist_n = r_u8(r);
+    st->phase = pp_rb_u8(r);
+    st->severity = pp_rb_u8(r);
+    st->hist_n = pp_rb_u8(r);
     if (st->phase > PP_PHASE_FIRING || st->hist_n > PP_RULE_HIST) {
-        r_fail(r, "rule state out of range");
+        pp_rb_fail(r, "rule state out of range");
     }
-    st->run = (uint16_t)r_u32(r, UINT16_MAX);
-    st->crit_run = (uint16_t)r_u32(r, UINT16_MAX);
-    st->deesc_run = (uint16_t)r_u32(r, UINT16_MAX);
-    st->resolve_run = (uint16_t)r_u32(r, UINT16_MAX);
-    st->reopen_count = (uint16_t)r_u32(r, UINT16_MAX);
-    st->pending_start = r_zz(r);
-    st->first_seen = r_zz(r);
-    st->fired_day = r_zz(r);
-    st->changed_day = r_zz(r);
-    st->resolved_day = r_zz(r);
+    st->run = (uint16_t)pp_rb_u32(r, UINT16_MAX);
+    st->crit_run = (uint16_t)pp_rb_u32(r, UINT16_MAX);
+    st->deesc_run = (uint16_t)pp_rb_u32(r, UINT16_MAX);
+    st->resolve_run = (uint16_t)pp_rb_u32(r, UINT16_MAX);
+    st->reopen_count = (uint16_t)pp_rb_u32(r, UINT16_MAX);
+    st->pending_start = pp_rb_zz(r);
+    st->first_seen = pp_rb_zz(r);
+    st->fired_day = pp_rb_zz(r);
+    st->changed_day = pp_rb_zz(r);
+    st->resolved_day = pp_rb_zz(r);
     for (int i = 0; i < PP_RULE_HIST; i++) {
-        st->hist_sev[i] = r_u8(r);
-        st->hist_day[i] = r_zz(r);
+        st->hist_sev[i] = pp_rb_u8(r);
+        st->hist_day[i] = pp_rb_zz(r);
     }
 }
 
-static void r_sig(struct in *r, struct pp_sig *s)
+static void r_sig(struct pp_rbuf *r, struct pp_sig *s)
 {
-    uint8_t present = r_u8(r);
+    uint8_t present = pp_rb_u8(r);
     if (present > 1) {
-        r_fail(r, "bad signal flag");
+        pp_rb_fail(r, "bad signal flag");
     }
     s->present = present == 1;
-    s->value = r_f64(r);
-    s->risk = r_f64(r);
+    s->value = pp_rb_f64(r);
+    s->risk = pp_rb_f64(r);
 }
 
-static int r_done(struct in *r, const char *what, char *errstr, size_t errstr_size)
+static int r_done(struct pp_rbuf *r, const char *what, char *errstr, size_t errstr_size)
 {
     if (r->err == NULL && r->pos != r->n) {
-        r_fail(r, "trailing bytes");
+        pp_rb_fail(r, "trailing bytes");
     }
     if (r->err) {
         snprintf(errstr, errstr_size, "%s record (%zu bytes): %s at byte %zu", what, r->n, r->err,
@@ -322,10 +156,10 @@ static int r_done(struct in *r, const char *what, char *errstr, size_t errstr_si
 
 /* The record's version into *version (may be NULL); -1 when this build
  * cannot read it. */
-static int r_version_of(struct in *r, const char *what, uint8_t *version, char *errstr,
+static int r_version_of(struct pp_rbuf *r, const char *what, uint8_t *version, char *errstr,
                         size_t errstr_size)
 {
-    uint8_t v = r_u8(r);
+    uint8_t v = pp_rb_u8(r);
     if (r->err) {
         snprintf(errstr, errstr_size, "%s record: empty", what);
         return -1;
@@ -341,27 +175,21 @@ static int r_version_of(struct in *r, const char *what, uint8_t *version, char *
     return 0;
 }
 
-static int r_version(struct in *r, const char *what, char *errstr, size_t errstr_size)
+static int r_version(struct pp_rbuf *r, const char *what, char *errstr, size_t errstr_size)
 {
     return r_version_of(r, what, NULL, errstr, errstr_size);
 }
 
 /* ---- keys ---------------------------------------------------------------------- */
 
-static void key_of(struct out *k, char type, const char *a, const char *b)
+static void key_of(struct pp_wbuf *k, char type, const char *a, const char *b)
 {
     k->n = 0;
-    w_u8(k, (uint8_t)type);
-    size_t n = strlen(a);
-    w_need(k, n + 1);
-    memcpy(k->p + k->n, a, n);
-    k->n += n;
+    pp_wb_u8(k, (uint8_t)type);
+    pp_wb_bytes(k, a, strlen(a));
     if (b != NULL) {
-        k->p[k->n++] = '\0';
-        n = strlen(b);
-        w_need(k, n);
-        memcpy(k->p + k->n, b, n);
-        k->n += n;
+        pp_wb_u8(k, 0);
+        pp_wb_bytes(k, b, strlen(b));
     }
 }
 
@@ -450,85 +278,85 @@ static void set_f32bits(void *ring, uint32_t i, uint64_t v)
     memcpy(&((float *)ring)[i], &b, sizeof(b));
 }
 
-static void write_customer(const struct pp_cstage *s, const struct customer *c, struct out *o)
+static void write_customer(const struct pp_cstage *s, const struct customer *c, struct pp_wbuf *o)
 {
     o->n = 0;
-    w_u8(o, SERIAL_VERSION);
-    w_str(o, c->product >= 0 ? pp_idmap_key(s->product_ids, (uint32_t)c->product) : "");
-    w_u8(o, (uint8_t)c->band);
-    w_zz(o, c->band_since);
-    w_zz(o, c->mature_since);
-    w_zz(o, c->last_snap_day);
-    w_zz(o, c->first_snap_day);
-    w_zz(o, c->first_cons_day);
-    w_zz(o, c->done);
-    w_var(o, c->last_active);
-    w_var(o, c->ent_now);
-    w_var(o, c->n_ent);
+    pp_wb_u8(o, SERIAL_VERSION);
+    pp_wb_str(o, c->product >= 0 ? pp_idmap_key(s->product_ids, (uint32_t)c->product) : "");
+    pp_wb_u8(o, (uint8_t)c->band);
+    pp_wb_zz(o, c->band_since);
+    pp_wb_zz(o, c->mature_since);
+    pp_wb_zz(o, c->last_snap_day);
+    pp_wb_zz(o, c->first_snap_day);
+    pp_wb_zz(o, c->first_cons_day);
+    pp_wb_zz(o, c->done);
+    pp_wb_var(o, c->last_active);
+    pp_wb_var(o, c->ent_now);
+    pp_wb_var(o, c->n_ent);
     for (uint16_t i = 0; i < c->n_ent; i++) {
         const struct ent_snap *e = cust_ent((struct customer *)c, i);
-        w_zz(o, e->day);
-        w_var(o, e->val);
+        pp_wb_zz(o, e->day);
+        pp_wb_var(o, e->val);
     }
-    w_f64(o, c->cons_cum);
-    w_u8(o, c->n_links);
+    pp_wb_f64(o, c->cons_cum);
+    pp_wb_u8(o, c->n_links);
     for (uint32_t i = 0; i < c->n_links; i++) {
-        w_str(o, pp_idmap_key(s->partner_ids, (uint32_t)c->links[i]));
+        pp_wb_str(o, pp_idmap_key(s->partner_ids, (uint32_t)c->links[i]));
     }
-    w_u8(o, c->n_tr);
+    pp_wb_u8(o, c->n_tr);
     for (uint32_t i = 0; i < c->n_tr; i++) {
         const struct tranche *t = &c->tr[i];
-        w_le(o, t->deal, 8);
-        w_str(o, t->partner >= 0 ? pp_idmap_key(s->partner_ids, (uint32_t)t->partner) : "");
-        w_u8(o, t->partner >= 0 ? 1 : 0);
-        w_f64(o, t->acv);
-        w_f64(o, t->commit_k);
-        w_f64(o, t->commit_base);
-        w_f64(o, t->b0);
-        w_f64(o, t->credit_acv);
-        w_f32(o, t->discount);
-        w_f32(o, t->u_pre);
-        w_f32(o, t->credit_f);
-        w_zz(o, t->close);
-        w_zz(o, t->start);
-        w_zz(o, t->end);
-        w_zz(o, t->known);
-        w_zz(o, t->seats);
-        w_zz(o, t->cut_seats);
-        w_zz(o, t->cut_day);
-        w_zz(o, t->credit_day);
-        w_u8(o, t->kind);
-        w_u8(o, t->qe);
-        w_u8(o, t->credit_seats);
+        pp_wb_le(o, t->deal, 8);
+        pp_wb_str(o, t->partner >= 0 ? pp_idmap_key(s->partner_ids, (uint32_t)t->partner) : "");
+        pp_wb_u8(o, t->partner >= 0 ? 1 : 0);
+        pp_wb_f64(o, t->acv);
+        pp_wb_f64(o, t->commit_k);
+        pp_wb_f64(o, t->commit_base);
+        pp_wb_f64(o, t->b0);
+        pp_wb_f64(o, t->credit_acv);
+        pp_wb_f32(o, t->discount);
+        pp_wb_f32(o, t->u_pre);
+        pp_wb_f32(o, t->credit_f);
+        pp_wb_zz(o, t->close);
+        pp_wb_zz(o, t->start);
+        pp_wb_zz(o, t->end);
+        pp_wb_zz(o, t->known);
+        pp_wb_zz(o, t->seats);
+        pp_wb_zz(o, t->cut_seats);
+        pp_wb_zz(o, t->cut_day);
+        pp_wb_zz(o, t->credit_day);
+        pp_wb_u8(o, t->kind);
+        pp_wb_u8(o, t->qe);
+        pp_wb_u8(o, t->credit_seats);
     }
     for (uint32_t w = 0; w < s->w.nwin; w++) {
         const struct wsum *ws = &cust_sums(&s->w, c)[w];
-        w_var(o, ws->active);
-        w_var(o, ws->wt);
-        w_var(o, ws->opened);
-        w_var(o, ws->esc);
-        w_var(o, ws->resp);
-        w_var(o, ws->pos);
-        w_f64(o, c->cblk ? c->cblk[w] : 0.0);
+        pp_wb_var(o, ws->active);
+        pp_wb_var(o, ws->wt);
+        pp_wb_var(o, ws->opened);
+        pp_wb_var(o, ws->esc);
+        pp_wb_var(o, ws->resp);
+        pp_wb_var(o, ws->pos);
+        pp_wb_f64(o, c->cblk ? c->cblk[w] : 0.0);
     }
     struct cring cr = {&s->w, (struct customer *)c};
     w_ring(o, s->w.width, get_active, &cr);
-    w_u8(o, c->dense_sup);
+    pp_wb_u8(o, c->dense_sup);
     if (c->dense_sup) {
         w_ring(o, s->w.width, get_wt, &cr);
         w_ring(o, s->w.width * 4, get_u8, cust_cnt(&s->w, c, 0));
     }
     else {
-        w_var(o, c->n_sup);
+        pp_wb_var(o, c->n_sup);
         for (uint32_t i = 0; i < c->n_sup; i++) {
-            w_zz(o, c->sup[i].day);
-            w_var(o, c->sup[i].wt);
+            pp_wb_zz(o, c->sup[i].day);
+            pp_wb_var(o, c->sup[i].wt);
             for (int k = 0; k < 4; k++) {
-                w_u8(o, c->sup[i].cnt[k]);
+                pp_wb_u8(o, c->sup[i].cnt[k]);
             }
         }
     }
-    w_u8(o, c->cblk != NULL);
+    pp_wb_u8(o, c->cblk != NULL);
     if (c->cblk != NULL) {
         w_ring(o, s->w.width, get_f32bits, cust_cons(&s->w, c));
     }
@@ -539,11 +367,11 @@ static void write_customer(const struct pp_cstage *s, const struct customer *c, 
     for (uint32_t i = 0; i < c->n_keys; i++) {
         n += c->keys[i].day > forget;
     }
-    w_var(o, n);
+    pp_wb_var(o, n);
     for (uint32_t i = 0; i < c->n_keys; i++) {
         if (c->keys[i].day > forget) {
-            w_zz(o, c->keys[i].day);
-            w_le(o, c->keys[i].key, 8);
+            pp_wb_zz(o, c->keys[i].day);
+            pp_wb_le(o, c->keys[i].key, 8);
         }
     }
 }
@@ -564,7 +392,7 @@ static void customer_free_parts(struct customer *c)
 static int read_customer(struct pp_cstage *s, const char *id, const uint8_t *val, size_t vlen,
                          char *errstr, size_t errstr_size)
 {
-    struct in r = {val, vlen, 0, NULL};
+    struct pp_rbuf r = {val, vlen, 0, NULL};
     uint8_t version;
     if (r_version_of(&r, "customer", &version, errstr, errstr_size) != 0) {
         return -1;
@@ -577,7 +405,7 @@ static int read_customer(struct pp_cstage *s, const char *id, const uint8_t *val
     pp_cstage_customer_init(s, ci);
     struct customer *c = &s->customers[ci];
     char buf[PP_ID_MAX];
-    r_str(&r, buf);
+    pp_rb_str(&r, buf);
     if (buf[0] != '\0') {
         int64_t p = pp_idmap_find(s->product_ids, buf);
         if (p < 0 && pp_idmap_count(s->product_ids) < PP_MODEL_MAX_PRODUCTS) {
@@ -585,96 +413,96 @@ static int read_customer(struct pp_cstage *s, const char *id, const uint8_t *val
         }
         c->product = (int16_t)(p >= 0 ? p : -1);
     }
-    c->band = (int8_t)r_u8(&r);
+    c->band = (int8_t)pp_rb_u8(&r);
     if (c->band < -1 || c->band > 2) {
-        r_fail(&r, "band out of range");
+        pp_rb_fail(&r, "band out of range");
     }
-    c->band_since = r_zz(&r);
-    c->mature_since = r_zz(&r);
-    c->last_snap_day = r_zz(&r);
-    c->first_snap_day = r_zz(&r);
-    c->first_cons_day = r_zz(&r);
-    c->done = r_zz(&r);
-    c->last_active = r_u32(&r, UINT32_MAX);
-    c->ent_now = r_u32(&r, UINT32_MAX);
-    uint32_t ne = r_u32(&r, UINT16_MAX);
+    c->band_since = pp_rb_zz(&r);
+    c->mature_since = pp_rb_zz(&r);
+    c->last_snap_day = pp_rb_zz(&r);
+    c->first_snap_day = pp_rb_zz(&r);
+    c->first_cons_day = pp_rb_zz(&r);
+    c->done = pp_rb_zz(&r);
+    c->last_active = pp_rb_u32(&r, UINT32_MAX);
+    c->ent_now = pp_rb_u32(&r, UINT32_MAX);
+    uint32_t ne = pp_rb_u32(&r, UINT16_MAX);
     if (ne > 0 && r.err == NULL) {
         c->ent = ne > 1 ? pp_xcalloc(ne - 1, sizeof(*c->ent)) : NULL;
         c->cap_ent = (uint16_t)(ne - 1);
         c->n_ent = (uint16_t)ne;
         for (uint32_t i = 0; i < ne; i++) {
-            cust_ent(c, i)->day = r_zz(&r);
-            cust_ent(c, i)->val = r_u32(&r, UINT32_MAX);
+            cust_ent(c, i)->day = pp_rb_zz(&r);
+            cust_ent(c, i)->val = pp_rb_u32(&r, UINT32_MAX);
         }
     }
-    c->cons_cum = r_f64(&r);
-    uint8_t nl = r_u8(&r);
+    c->cons_cum = pp_rb_f64(&r);
+    uint8_t nl = pp_rb_u8(&r);
     if (nl > PP_MODEL_MAX_LINKS) {
-        r_fail(&r, "too many links");
+        pp_rb_fail(&r, "too many links");
         nl = 0;
     }
     c->cap_links = nl;
     c->links = nl ? pp_xcalloc(nl, sizeof(int32_t)) : NULL;
     for (uint32_t i = 0; i < nl && !r.err; i++) {
-        r_str(&r, buf);
+        pp_rb_str(&r, buf);
         c->links[c->n_links++] = (int32_t)pp_idmap_intern(s->partner_ids, buf, NULL);
     }
     s->stats.links += c->n_links;
-    uint8_t nt = r_u8(&r);
+    uint8_t nt = pp_rb_u8(&r);
     if (nt > PP_MODEL_MAX_TRANCHES) {
-        r_fail(&r, "too many deals");
+        pp_rb_fail(&r, "too many deals");
         nt = 0;
     }
     c->cap_tr = nt;
     c->tr = nt ? pp_xcalloc(nt, sizeof(struct tranche)) : NULL;
     for (uint32_t i = 0; i < nt && !r.err; i++) {
         struct tranche *t = &c->tr[c->n_tr++];
-        t->deal = r_le(&r, 8);
-        r_str(&r, buf);
-        uint8_t has_partner = r_u8(&r);
+        t->deal = pp_rb_le(&r, 8);
+        pp_rb_str(&r, buf);
+        uint8_t has_partner = pp_rb_u8(&r);
         t->partner = has_partner ? (int32_t)pp_idmap_intern(s->partner_ids, buf, NULL) : -1;
-        t->acv = r_f64(&r);
-        t->commit_k = r_f64(&r);
-        t->commit_base = r_f64(&r);
-        t->b0 = r_f64(&r);
-        t->credit_acv = r_f64(&r);
-        t->discount = r_f32(&r);
-        t->u_pre = r_f32(&r);
-        t->credit_f = r_f32(&r);
-        t->close = r_zz(&r);
-        t->start = r_zz(&r);
-        t->end = r_zz(&r);
-        t->known = r_zz(&r);
-        t->seats = r_zz(&r);
-        t->cut_seats = r_zz(&r);
-        t->cut_day = r_zz(&r);
-        t->credit_day = r_zz(&r);
-        t->kind = r_u8(&r);
-        t->qe = r_u8(&r);
-        t->credit_seats = r_u8(&r);
+        t->acv = pp_rb_f64(&r);
+        t->commit_k = pp_rb_f64(&r);
+        t->commit_base = pp_rb_f64(&r);
+        t->b0 = pp_rb_f64(&r);
+        t->credit_acv = pp_rb_f64(&r);
+        t->discount = pp_rb_f32(&r);
+        t->u_pre = pp_rb_f32(&r);
+        t->credit_f = pp_rb_f32(&r);
+        t->close = pp_rb_zz(&r);
+        t->start = pp_rb_zz(&r);
+        t->end = pp_rb_zz(&r);
+        t->known = pp_rb_zz(&r);
+        t->seats = pp_rb_zz(&r);
+        t->cut_seats = pp_rb_zz(&r);
+        t->cut_day = pp_rb_zz(&r);
+        t->credit_day = pp_rb_zz(&r);
+        t->kind = pp_rb_u8(&r);
+        t->qe = pp_rb_u8(&r);
+        t->credit_seats = pp_rb_u8(&r);
         if (t->kind > TR_COMMIT || has_partner > 1) {
-            r_fail(&r, "deal field out of range");
+            pp_rb_fail(&r, "deal field out of range");
         }
     }
     double csum[PP_MODEL_MAX_WINDOWS];
     bool csum_set = false;
     for (uint32_t w = 0; w < s->w.nwin; w++) {
         struct wsum *ws = &cust_sums(&s->w, c)[w];
-        ws->active = r_var(&r);
-        ws->wt = r_u32(&r, UINT32_MAX);
-        ws->opened = r_u32(&r, UINT32_MAX);
-        ws->esc = r_u32(&r, UINT32_MAX);
-        ws->resp = r_u32(&r, UINT32_MAX);
-        ws->pos = r_u32(&r, UINT32_MAX);
-        csum[w] = r_f64(&r);
+        ws->active = pp_rb_var(&r);
+        ws->wt = pp_rb_u32(&r, UINT32_MAX);
+        ws->opened = pp_rb_u32(&r, UINT32_MAX);
+        ws->esc = pp_rb_u32(&r, UINT32_MAX);
+        ws->resp = pp_rb_u32(&r, UINT32_MAX);
+        ws->pos = pp_rb_u32(&r, UINT32_MAX);
+        csum[w] = pp_rb_f64(&r);
         csum_set = csum_set || csum[w] != 0.0;
     }
     /* Rings that need wide cells widen the customer as they are read. */
     struct cring cr = {&s->w, c};
     r_ring(&r, s->w.width, set_active, &cr);
-    uint8_t dense = version < 2 ? 1 : r_u8(&r); /* version 1: dense rings */
+    uint8_t dense = version < 2 ? 1 : pp_rb_u8(&r); /* version 1: dense rings */
     if (dense > 1) {
-        r_fail(&r, "support form out of range");
+        pp_rb_fail(&r, "support form out of range");
     }
     else if (dense) {
         pp_cust_relayout(&s->w, c, c->wide, true);
@@ -682,24 +510,24 @@ static int read_customer(struct pp_cstage *s, const char *id, const uint8_t *val
         r_ring(&r, s->w.width * 4, set_u8, cust_cnt(&s->w, c, 0));
     }
     else {
-        uint32_t ns = r_u32(&r, PP_SUP_SPARSE_MAX);
+        uint32_t ns = pp_rb_u32(&r, PP_SUP_SPARSE_MAX);
         if (ns > 0 && r.err == NULL) {
             c->sup = pp_xcalloc(ns, sizeof(*c->sup));
             c->cap_sup = (uint8_t)ns;
         }
         for (uint32_t i = 0; i < ns && r.err == NULL; i++) {
             struct sday *e = &c->sup[c->n_sup++];
-            e->day = r_zz(&r);
-            e->wt = (uint16_t)r_u32(&r, UINT16_MAX);
+            e->day = pp_rb_zz(&r);
+            e->wt = (uint16_t)pp_rb_u32(&r, UINT16_MAX);
             for (int k = 0; k < 4; k++) {
-                e->cnt[k] = r_u8(&r);
+                e->cnt[k] = pp_rb_u8(&r);
             }
             if (i > 0 && e->day <= c->sup[i - 1].day) {
-                r_fail(&r, "support days out of order");
+                pp_rb_fail(&r, "support days out of order");
             }
         }
     }
-    uint8_t has_cons = r_u8(&r);
+    uint8_t has_cons = pp_rb_u8(&r);
     if (has_cons || csum_set) {
         c->cblk = pp_xcalloc(1, s->w.nwin * sizeof(double) + s->w.width * sizeof(float));
         memcpy(c->cblk, csum, s->w.nwin * sizeof(double));
@@ -707,10 +535,10 @@ static int read_customer(struct pp_cstage *s, const char *id, const uint8_t *val
     if (has_cons) {
         r_ring(&r, s->w.width, set_f32bits, cust_cons(&s->w, c));
     }
-    uint32_t nk = r_u32(&r, (uint32_t)(vlen / 9));
+    uint32_t nk = pp_rb_u32(&r, (uint32_t)(vlen / 9));
     for (uint32_t i = 0; i < nk && !r.err; i++) {
-        int32_t day = r_zz(&r);
-        uint64_t key = r_le(&r, 8);
+        int32_t day = pp_rb_zz(&r);
+        uint64_t key = pp_rb_le(&r, 8);
         if (!r.err) {
             pp_ckey_add(&c->keys, &c->n_keys, &c->cap_keys, day, key);
             pp_cstage_dedup_restore(s, day, key);
@@ -719,41 +547,41 @@ static int read_customer(struct pp_cstage *s, const char *id, const uint8_t *val
     return r_done(&r, "customer", errstr, errstr_size);
 }
 
-static void write_cmeta(const struct pp_cstage *s, struct out *o)
+static void write_cmeta(const struct pp_cstage *s, struct pp_wbuf *o)
 {
     o->n = 0;
-    w_u8(o, SERIAL_VERSION);
-    w_le(o, (uint64_t)s->watermark, 8);
-    w_zz(o, s->min_day);
-    w_zz(o, s->max_day);
-    w_zz(o, s->last_eval);
-    w_zz(o, s->eod_sent);
-    w_zz(o, s->last_closed);
-    w_var(o, s->n_orphans);
+    pp_wb_u8(o, SERIAL_VERSION);
+    pp_wb_le(o, (uint64_t)s->watermark, 8);
+    pp_wb_zz(o, s->min_day);
+    pp_wb_zz(o, s->max_day);
+    pp_wb_zz(o, s->last_eval);
+    pp_wb_zz(o, s->eod_sent);
+    pp_wb_zz(o, s->last_closed);
+    pp_wb_var(o, s->n_orphans);
     for (uint32_t i = 0; i < s->n_orphans; i++) {
-        w_zz(o, s->orphans[i].day);
-        w_le(o, s->orphans[i].key, 8);
+        pp_wb_zz(o, s->orphans[i].day);
+        pp_wb_le(o, s->orphans[i].key, 8);
     }
 }
 
 static int read_cmeta(struct pp_cstage *s, const uint8_t *val, size_t vlen, char *errstr,
                       size_t errstr_size)
 {
-    struct in r = {val, vlen, 0, NULL};
+    struct pp_rbuf r = {val, vlen, 0, NULL};
     if (r_version(&r, "customers meta", errstr, errstr_size) != 0) {
         return -1;
     }
-    s->watermark = (int64_t)r_le(&r, 8);
-    s->min_day = r_zz(&r);
-    s->max_day = r_zz(&r);
-    s->last_eval = r_zz(&r);
-    s->eod_sent = r_zz(&r);
-    s->last_closed = r_zz(&r);
-    uint32_t n = r_u32(&r, (uint32_t)(vlen / 9));
+    s->watermark = (int64_t)pp_rb_le(&r, 8);
+    s->min_day = pp_rb_zz(&r);
+    s->max_day = pp_rb_zz(&r);
+    s->last_eval = pp_rb_zz(&r);
+    s->eod_sent = pp_rb_zz(&r);
+    s->last_closed = pp_rb_zz(&r);
+    uint32_t n = pp_rb_u32(&r, (uint32_t)(vlen / 9));
     s->n_orphans = 0;
     for (uint32_t i = 0; i < n && !r.err; i++) {
-        int32_t day = r_zz(&r);
-        uint64_t key = r_le(&r, 8);
+        int32_t day = pp_rb_zz(&r);
+        uint64_t key = pp_rb_le(&r, 8);
         if (!r.err) {
             pp_ckey_add(&s->orphans, &s->n_orphans, &s->cap_orphans, day, key);
             pp_cstage_dedup_restore(s, day, key);
@@ -762,8 +590,8 @@ static int read_cmeta(struct pp_cstage *s, const uint8_t *val, size_t vlen, char
     return r_done(&r, "customers meta", errstr, errstr_size);
 }
 
-static void emit_customer(const struct pp_cstage *s, uint32_t ci, struct out *k, struct out *v,
-                          pp_kv_cb *cb, void *opaque)
+static void emit_customer(const struct pp_cstage *s, uint32_t ci, struct pp_wbuf *k,
+                          struct pp_wbuf *v, pp_kv_cb *cb, void *opaque)
 {
     key_of(k, 'c', pp_idmap_key(s->customer_ids, ci), NULL);
     write_customer(s, &s->customers[ci], v);
@@ -786,7 +614,7 @@ void pp_cstage_dump(const struct pp_cstage *s, pp_kv_cb *cb, void *opaque)
      * are kept, not what the stage holds. */
     pp_cstage_keys_handout((struct pp_cstage *)s);
     pp_cstage_settle((struct pp_cstage *)s);
-    struct out k = {0}, v = {0};
+    struct pp_wbuf k = {0}, v = {0};
     uint32_t nc = pp_idmap_count(s->customer_ids);
     for (uint32_t ci = 0; ci < nc; ci++) {
         emit_customer(s, ci, &k, &v, cb, opaque);
@@ -806,7 +634,7 @@ void pp_cstage_flush_dirty(struct pp_cstage *s, pp_kv_cb *cb, void *opaque)
      * rings, but replaying it from the older record is exact (settle), so
      * the changelog carries the active customers, not all of them. */
     pp_cstage_settle(s);
-    struct out k = {0}, v = {0};
+    struct pp_wbuf k = {0}, v = {0};
     for (uint32_t i = 0; i < s->n_dirty; i++) {
         emit_customer(s, s->dirty_list[i], &k, &v, cb, opaque);
         s->customers[s->dirty_list[i]].dirty = false;
@@ -851,29 +679,29 @@ int pp_cstage_restore_kv(struct pp_cstage *s, const uint8_t *key, size_t klen, c
 
 /* ---- partners stage ------------------------------------------------------------- */
 
-static void write_partner(const struct pp_pstage *m, const struct partner *p, struct out *o)
+static void write_partner(const struct pp_pstage *m, const struct partner *p, struct pp_wbuf *o)
 {
     (void)m;
     o->n = 0;
-    w_u8(o, SERIAL_VERSION);
-    w_u8(o, p->dirty ? 1 : 0);
-    w_var(o, p->n_ledger);
+    pp_wb_u8(o, SERIAL_VERSION);
+    pp_wb_u8(o, p->dirty ? 1 : 0);
+    pp_wb_var(o, p->n_ledger);
     for (uint32_t i = 0; i < p->n_ledger; i++) {
         const struct ledger_deal *ld = &p->ledger[i];
-        w_le(o, ld->deal, 8);
-        w_f64(o, ld->acv);
-        w_f32(o, ld->discount);
-        w_zz(o, ld->close);
-        w_zz(o, ld->known);
-        w_zz(o, ld->quarter);
-        w_u8(o, ld->qe);
-        w_u8(o, ld->kind);
+        pp_wb_le(o, ld->deal, 8);
+        pp_wb_f64(o, ld->acv);
+        pp_wb_f32(o, ld->discount);
+        pp_wb_zz(o, ld->close);
+        pp_wb_zz(o, ld->known);
+        pp_wb_zz(o, ld->quarter);
+        pp_wb_u8(o, ld->qe);
+        pp_wb_u8(o, ld->kind);
     }
-    w_var(o, p->n_rev);
+    pp_wb_var(o, p->n_rev);
     for (uint32_t i = 0; i < p->n_rev; i++) {
-        w_le(o, p->rev[i].deal, 8);
-        w_f64(o, p->rev[i].acv);
-        w_zz(o, p->rev[i].day);
+        pp_wb_le(o, p->rev[i].deal, 8);
+        pp_wb_f64(o, p->rev[i].acv);
+        pp_wb_zz(o, p->rev[i].day);
     }
     w_rule(o, &p->pp_rule);
     w_rule(o, &p->st_rule);
@@ -901,21 +729,21 @@ static void write_partner(const struct pp_pstage *m, const struct partner *p, st
                         p->yellow_acv,
                         p->cpi};
     for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++) {
-        w_f64(o, d[i]);
+        pp_wb_f64(o, d[i]);
     }
-    w_u8(o, p->has_dqe ? 1 : 0);
-    w_var(o, p->oversell_deals);
-    w_var(o, p->roll.firing);
-    w_var(o, p->roll.critical);
-    w_zz(o, p->roll.children_first_seen);
-    w_var(o, p->touched);
-    w_zz(o, p->health);
+    pp_wb_u8(o, p->has_dqe ? 1 : 0);
+    pp_wb_var(o, p->oversell_deals);
+    pp_wb_var(o, p->roll.firing);
+    pp_wb_var(o, p->roll.critical);
+    pp_wb_zz(o, p->roll.children_first_seen);
+    pp_wb_var(o, p->touched);
+    pp_wb_zz(o, p->health);
 }
 
 static int read_partner(struct pp_pstage *m, const char *id, const uint8_t *val, size_t vlen,
                         char *errstr, size_t errstr_size)
 {
-    struct in r = {val, vlen, 0, NULL};
+    struct pp_rbuf r = {val, vlen, 0, NULL};
     if (r_version(&r, "partner", errstr, errstr_size) != 0) {
         return -1;
     }
@@ -928,37 +756,37 @@ static int read_partner(struct pp_pstage *m, const char *id, const uint8_t *val,
     }
     pp_pstage_partner_init(m, pi);
     struct partner *p = &m->partners[pi];
-    p->dirty = r_u8(&r) != 0;
-    uint32_t n = r_u32(&r, PP_MODEL_LEDGER_MAX);
+    p->dirty = pp_rb_u8(&r) != 0;
+    uint32_t n = pp_rb_u32(&r, PP_MODEL_LEDGER_MAX);
     if (n > vlen / 20) {
-        r_fail(&r, "ledger longer than the record");
+        pp_rb_fail(&r, "ledger longer than the record");
         n = 0;
     }
     p->cap_ledger = n;
     p->ledger = n ? pp_xcalloc(n, sizeof(*p->ledger)) : NULL;
     for (uint32_t i = 0; i < n && !r.err; i++) {
         struct ledger_deal *ld = &p->ledger[p->n_ledger++];
-        ld->deal = r_le(&r, 8);
-        ld->acv = r_f64(&r);
-        ld->discount = r_f32(&r);
-        ld->close = r_zz(&r);
-        ld->known = r_zz(&r);
-        ld->quarter = r_zz(&r);
-        ld->qe = r_u8(&r);
-        ld->kind = r_u8(&r);
+        ld->deal = pp_rb_le(&r, 8);
+        ld->acv = pp_rb_f64(&r);
+        ld->discount = pp_rb_f32(&r);
+        ld->close = pp_rb_zz(&r);
+        ld->known = pp_rb_zz(&r);
+        ld->quarter = pp_rb_zz(&r);
+        ld->qe = pp_rb_u8(&r);
+        ld->kind = pp_rb_u8(&r);
     }
-    n = r_u32(&r, PP_MODEL_REV_MAX);
+    n = pp_rb_u32(&r, PP_MODEL_REV_MAX);
     if (n > vlen / 17) {
-        r_fail(&r, "reversals longer than the record");
+        pp_rb_fail(&r, "reversals longer than the record");
         n = 0;
     }
     p->cap_rev = n;
     p->rev = n ? pp_xcalloc(n, sizeof(*p->rev)) : NULL;
     for (uint32_t i = 0; i < n && !r.err; i++) {
         struct reversal *rv = &p->rev[p->n_rev++];
-        rv->deal = r_le(&r, 8);
-        rv->acv = r_f64(&r);
-        rv->day = r_zz(&r);
+        rv->deal = pp_rb_le(&r, 8);
+        rv->acv = pp_rb_f64(&r);
+        rv->day = pp_rb_zz(&r);
     }
     r_rule(&r, &p->pp_rule);
     r_rule(&r, &p->st_rule);
@@ -985,37 +813,37 @@ static int read_partner(struct pp_pstage *m, const char *id, const uint8_t *val,
                    &p->yellow_acv,
                    &p->cpi};
     for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++) {
-        *d[i] = r_f64(&r);
+        *d[i] = pp_rb_f64(&r);
     }
-    p->has_dqe = r_u8(&r) != 0;
-    p->oversell_deals = r_u32(&r, UINT32_MAX);
-    p->roll.firing = r_u32(&r, UINT32_MAX);
-    p->roll.critical = r_u32(&r, UINT32_MAX);
-    p->roll.children_first_seen = r_zz(&r);
-    p->touched = r_u32(&r, UINT32_MAX);
-    p->health = r_zz(&r);
+    p->has_dqe = pp_rb_u8(&r) != 0;
+    p->oversell_deals = pp_rb_u32(&r, UINT32_MAX);
+    p->roll.firing = pp_rb_u32(&r, UINT32_MAX);
+    p->roll.critical = pp_rb_u32(&r, UINT32_MAX);
+    p->roll.children_first_seen = pp_rb_zz(&r);
+    p->touched = pp_rb_u32(&r, UINT32_MAX);
+    p->health = pp_rb_zz(&r);
     return r_done(&r, "partner", errstr, errstr_size);
 }
 
-static void write_pair(const struct pair *l, struct out *o)
+static void write_pair(const struct pair *l, struct pp_wbuf *o)
 {
     o->n = 0;
-    w_u8(o, SERIAL_VERSION);
+    pp_wb_u8(o, SERIAL_VERSION);
     w_rule(o, &l->rule);
-    w_f32(o, l->cpi_s);
-    w_f32(o, l->cpi_l);
-    w_f32(o, l->h_s);
-    w_f32(o, l->h_l);
-    w_f32(o, l->a);
-    w_f32(o, l->partner_acv);
-    w_zz(o, l->health);
-    w_u8(o, l->touched);
+    pp_wb_f32(o, l->cpi_s);
+    pp_wb_f32(o, l->cpi_l);
+    pp_wb_f32(o, l->h_s);
+    pp_wb_f32(o, l->h_l);
+    pp_wb_f32(o, l->a);
+    pp_wb_f32(o, l->partner_acv);
+    pp_wb_zz(o, l->health);
+    pp_wb_u8(o, l->touched);
 }
 
 static int read_pair(struct pp_pstage *m, const char *pid, const char *cid, const uint8_t *val,
                      size_t vlen, char *errstr, size_t errstr_size)
 {
-    struct in r = {val, vlen, 0, NULL};
+    struct pp_rbuf r = {val, vlen, 0, NULL};
     if (r_version(&r, "pair", errstr, errstr_size) != 0) {
         return -1;
     }
@@ -1036,14 +864,14 @@ static int read_pair(struct pp_pstage *m, const char *pid, const char *cid, cons
     }
     struct pair *l = &m->customers[ci].pairs[li];
     r_rule(&r, &l->rule);
-    l->cpi_s = r_f32(&r);
-    l->cpi_l = r_f32(&r);
-    l->h_s = r_f32(&r);
-    l->h_l = r_f32(&r);
-    l->a = r_f32(&r);
-    l->partner_acv = r_f32(&r);
-    l->health = (int16_t)r_zz(&r);
-    l->touched = r_u8(&r);
+    l->cpi_s = pp_rb_f32(&r);
+    l->cpi_l = pp_rb_f32(&r);
+    l->h_s = pp_rb_f32(&r);
+    l->h_l = pp_rb_f32(&r);
+    l->a = pp_rb_f32(&r);
+    l->partner_acv = pp_rb_f32(&r);
+    l->health = (int16_t)pp_rb_zz(&r);
+    l->touched = pp_rb_u8(&r);
     return r_done(&r, "pair", errstr, errstr_size);
 }
 
@@ -1058,41 +886,41 @@ static struct cpart *cwin_of(const struct pp_pstage *m, int p, int b, uint32_t w
 }
 
 /* A cohort cell: a flag byte of the non-zero fields, then those. */
-static void w_cpart(struct out *o, const struct cpart *c)
+static void w_cpart(struct pp_wbuf *o, const struct cpart *c)
 {
     const double d[6] = {c->wt, c->active, c->opened, c->esc, c->resp, c->pos};
     uint8_t flags = c->customers ? 0x40 : 0;
     for (int i = 0; i < 6; i++) {
         flags |= d[i] != 0.0 || signbit(d[i]) ? (uint8_t)(1u << i) : 0;
     }
-    w_u8(o, flags);
+    pp_wb_u8(o, flags);
     for (int i = 0; i < 6; i++) {
         if (flags & (1u << i)) {
-            w_f64(o, d[i]);
+            pp_wb_f64(o, d[i]);
         }
     }
     if (c->customers) {
-        w_var(o, c->customers);
+        pp_wb_var(o, c->customers);
     }
 }
 
-static void r_cpart(struct in *r, struct cpart *c)
+static void r_cpart(struct pp_rbuf *r, struct cpart *c)
 {
-    uint8_t flags = r_u8(r);
+    uint8_t flags = pp_rb_u8(r);
     if (flags & 0x80) {
-        r_fail(r, "bad cohort flags");
+        pp_rb_fail(r, "bad cohort flags");
     }
     double *d[6] = {&c->wt, &c->active, &c->opened, &c->esc, &c->resp, &c->pos};
     for (int i = 0; i < 6; i++) {
-        *d[i] = flags & (1u << i) ? r_f64(r) : 0.0;
+        *d[i] = flags & (1u << i) ? pp_rb_f64(r) : 0.0;
     }
-    c->customers = flags & 0x40 ? r_u32(r, UINT32_MAX) : 0;
+    c->customers = flags & 0x40 ? pp_rb_u32(r, UINT32_MAX) : 0;
 }
 
-static void write_product(const struct pp_pstage *m, int p, struct out *o)
+static void write_product(const struct pp_pstage *m, int p, struct pp_wbuf *o)
 {
     o->n = 0;
-    w_u8(o, SERIAL_VERSION);
+    pp_wb_u8(o, SERIAL_VERSION);
     for (int b = 0; b < N_BANDS; b++) {
         for (uint32_t sl = 0; sl < m->w.width; sl++) {
             w_cpart(o, cpart_at(m, p, b, sl));
@@ -1106,7 +934,7 @@ static void write_product(const struct pp_pstage *m, int p, struct out *o)
 static int read_product(struct pp_pstage *m, const char *id, const uint8_t *val, size_t vlen,
                         char *errstr, size_t errstr_size)
 {
-    struct in r = {val, vlen, 0, NULL};
+    struct pp_rbuf r = {val, vlen, 0, NULL};
     if (r_version(&r, "cohort", errstr, errstr_size) != 0) {
         return -1;
     }
@@ -1131,43 +959,43 @@ static int read_product(struct pp_pstage *m, const char *id, const uint8_t *val,
     return r_done(&r, "cohort", errstr, errstr_size);
 }
 
-static void write_pmeta(const struct pp_pstage *m, struct out *o)
+static void write_pmeta(const struct pp_pstage *m, struct pp_wbuf *o)
 {
     o->n = 0;
-    w_u8(o, SERIAL_VERSION);
-    w_zz(o, m->last_eval);
-    w_zz(o, m->first_reversal_day);
-    w_var(o, m->sources);
+    pp_wb_u8(o, SERIAL_VERSION);
+    pp_wb_zz(o, m->last_eval);
+    pp_wb_zz(o, m->first_reversal_day);
+    pp_wb_var(o, m->sources);
     for (uint32_t i = 0; i < m->sources; i++) {
-        w_zz(o, m->eod[i]);
-        w_u8(o, m->eflags[i]);
+        pp_wb_zz(o, m->eod[i]);
+        pp_wb_u8(o, m->eflags[i]);
     }
 }
 
 static int read_pmeta(struct pp_pstage *m, const uint8_t *val, size_t vlen, char *errstr,
                       size_t errstr_size)
 {
-    struct in r = {val, vlen, 0, NULL};
+    struct pp_rbuf r = {val, vlen, 0, NULL};
     if (r_version(&r, "partners meta", errstr, errstr_size) != 0) {
         return -1;
     }
-    m->last_eval = r_zz(&r);
-    m->first_reversal_day = r_zz(&r);
-    uint32_t n = r_u32(&r, UINT32_MAX);
+    m->last_eval = pp_rb_zz(&r);
+    m->first_reversal_day = pp_rb_zz(&r);
+    uint32_t n = pp_rb_u32(&r, UINT32_MAX);
     if (!r.err && n != m->sources) {
         snprintf(errstr, errstr_size,
                  "partners meta record: written for %u sources, this stage has %u", n, m->sources);
         return -1;
     }
     for (uint32_t i = 0; i < n && !r.err; i++) {
-        m->eod[i] = r_zz(&r);
-        m->eflags[i] = r_u8(&r);
+        m->eod[i] = pp_rb_zz(&r);
+        m->eflags[i] = pp_rb_u8(&r);
     }
     return r_done(&r, "partners meta", errstr, errstr_size);
 }
 
 struct pemit {
-    struct out k, v;
+    struct pp_wbuf k, v;
     pp_kv_cb *cb;
     void *opaque;
 };
