@@ -1236,6 +1236,67 @@ static int source_tick_state(struct pp_topology *t, const struct source *s, bool
     return TICK_CAUGHT_UP;
 }
 
+/* Sends s's tick in state `state`: to every customers task (when
+ * to_tasks: its value changed) and to the watermarks topic (with the
+ * input's next offset to forward). -1 when a send failed. */
+static int tick_source(struct pp_topology *t, struct source *s, int state, bool to_tasks)
+{
+    char key[300], val[400];
+    source_key(s, key, sizeof(key));
+    int n = snprintf(val, sizeof(val), "%s\t%" PRId64 "\t%d", key, s->stream_ms, state);
+    for (uint32_t p = 0; to_tasks && p < t->n; p++) {
+        rd_kafka_headers_t *hdrs = rd_kafka_headers_new(1);
+        rd_kafka_header_add(hdrs, "pp.kind", -1, "wm", 2);
+        if (send_raw(t, t->repart, (int32_t)p, NULL, 0, val, (size_t)n, hdrs) != 0) {
+            return -1;
+        }
+    }
+    /* The same tick for every instance's alignment, with the input's
+     * next offset to forward (same transaction as the records and the
+     * input offsets: forwarded_upto). */
+    int n2 = snprintf(val + n, sizeof(val) - (size_t)n, "\t%" PRId64, s->next);
+    if (send_raw(t, t->wmtopic, 0, key, strlen(key), val, (size_t)(n + n2), NULL) != 0) {
+        return -1;
+    }
+    if (s->next >= 0) {
+        s->sent_off = s->next;
+    }
+    s->sent = true;
+    s->sent_ms = s->stream_ms;
+    s->sent_idle = state == TICK_IDLE;
+    s->sent_caught = state == TICK_CAUGHT_UP;
+    return 0;
+}
+
+/* An input leaving this instance (cooperative revocation, shutdown): if
+ * its last tick said idle or caught up, it now says active at its stream
+ * time, in the transaction that commits the handover. "Idle" is a claim
+ * that its owner sees nothing new; nobody watches the partition until the
+ * next owner reads it (a cooperative rebalance revokes before it assigns;
+ * up to the session timeout after a crash), and records appended
+ * meanwhile must not find their days closed by the other inputs. The next
+ * owner's own ticks take over once it has read something or seen the
+ * partition quiet itself. (A crashed owner cannot do this: see
+ * docs/runtime.md, "Known problems".) */
+static void tick_handover(struct pp_topology *t, const rd_kafka_topic_partition_list_t *parts)
+{
+    if (t->eos && (!t->txn_open || t->txn_failed)) {
+        return;
+    }
+    for (int i = 0; i < parts->cnt; i++) {
+        struct source *s = source_find(t, parts->elems[i].topic, parts->elems[i].partition);
+        if (s == NULL || !s->sent || (!s->sent_idle && !s->sent_caught) ||
+            s->stream_ms == INT64_MIN) {
+            continue;
+        }
+        if (tick_source(t, s, TICK_ACTIVE, true) != 0) {
+            return;
+        }
+        pp_log(PP_LOG_DEBUG, "msg=\"input handed over: active tick\" topic=%s partition=%d",
+               s->topic, (int)s->partition);
+    }
+}
+
 /* Each source sends its stream time to every customers task when it
  * changed: the tasks' watermarks are the minimum over all inputs, whichever
  * instance reads them. */
@@ -1259,30 +1320,9 @@ static void send_ticks(struct pp_topology *t, int64_t now)
              * instance starting then would take the input for unknown. */
             continue;
         }
-        char key[300], val[400];
-        source_key(s, key, sizeof(key));
-        int n = snprintf(val, sizeof(val), "%s\t%" PRId64 "\t%d", key, s->stream_ms, state);
-        for (uint32_t p = 0; tick && p < t->n; p++) {
-            rd_kafka_headers_t *hdrs = rd_kafka_headers_new(1);
-            rd_kafka_header_add(hdrs, "pp.kind", -1, "wm", 2);
-            if (send_raw(t, t->repart, (int32_t)p, NULL, 0, val, (size_t)n, hdrs) != 0) {
-                return;
-            }
-        }
-        /* The same tick for every instance's alignment, with the input's
-         * next offset to forward (same transaction as the records and the
-         * input offsets: forwarded_upto). */
-        int n2 = snprintf(val + n, sizeof(val) - (size_t)n, "\t%" PRId64, s->next);
-        if (send_raw(t, t->wmtopic, 0, key, strlen(key), val, (size_t)(n + n2), NULL) != 0) {
+        if (tick_source(t, s, state, tick) != 0) {
             return;
         }
-        if (s->next >= 0) {
-            s->sent_off = s->next;
-        }
-        s->sent = true;
-        s->sent_ms = s->stream_ms;
-        s->sent_idle = idle;
-        s->sent_caught = caught;
     }
     /* Tasks held back by another instance's task (XSKEW_DAYS) go on once
      * its new base has arrived on the watermarks topic: no tick of ours may
@@ -1679,6 +1719,7 @@ static void on_rebalance(const rd_kafka_topic_partition_list_t *parts, int assig
     if (!assigned && !lost) {
         /* Cooperative revocation: the work on these partitions is committed
          * before another instance may take them over. */
+        tick_handover(t, parts);
         commit_now(t);
     }
     if (!assigned && lost && t->eos && t->txn_open) {
