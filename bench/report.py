@@ -242,7 +242,9 @@ def parse_peer(r: Result) -> dict:
     out = {"load": m.group(1), "days": int(m.group(2)), "events": int(m.group(3))}
 
     def fig(label: str, pattern: str) -> re.Match:
-        return r.need(r"^" + re.escape(label) + r"\s+" + pattern, f"'{label}' line")
+        # run.sh aligns its figures two or more spaces after the label, which tells "peer vs
+        # partnerpulse  identical" from "peer vs partnerpulse cstage ref  identical".
+        return r.need(r"^" + re.escape(label) + r" {2,}" + pattern, f"'{label}' line")
 
     out["peer_eps"] = float(fig("peer events/s", r"([\d.]+)").group(1))
     out["peer_cpu"] = float(fig("peer CPU-seconds per 1M events", r"([\d.]+)").group(1))
@@ -461,7 +463,8 @@ def rows(res: dict) -> list[tuple[str, str, str, str, str]]:
                   f"({k['pp_eps'] / k['peer_eps']:.2f}×); {k['pp_cpu']:.2f} vs {k['peer_cpu']:.2f} "
                   f"CPU-s per 1M events ({k['cpu_ratio']:.2f}×); peak RSS {num(k['pp_rss'])} vs "
                   f"{num(k['peer_rss'])} MiB (1/{k['rss_ratio']:.2f}); restore with the state dir "
-                  f"deleted {k['pp_restore']:.2f} s vs {k['peer_restore']:.2f} s; output: {k['vs']}")
+                  f"deleted {k['pp_restore']:.2f} s vs {k['peer_restore']:.2f} s; output: {k['vs']}; "
+                  f"the peer's vs partnerpulse's customers stage run directly: {k['vs_ref']}")
         goal = (f"{goal_c}: {verdict(k['cpu_ratio'] >= GOALS['peer_cpu_ratio'])}; "
                 f"{goal_r}: {verdict(k['rss_ratio'] >= GOALS['peer_rss_ratio'])}; "
                 f"identical output: {verdict(identical)}")
