@@ -538,7 +538,8 @@ def save(name: str, argv: list[str], results: pathlib.Path, keep_failed: bool) -
     t0 = time.monotonic()
     load1 = os.getloadavg()[0]
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    changed = [ln[3:] for ln in git("status", "--porcelain", "--untracked-files=no").splitlines()]
+    dirty = bool(changed)
     results.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryFile("w+b") as buf:
         proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -553,7 +554,7 @@ def save(name: str, argv: list[str], results: pathlib.Path, keep_failed: bool) -
             buf.write(chunk)
         rc = proc.wait()
         meta = {"name": name, "date": start.strftime("%Y-%m-%dT%H:%M:%SZ"), "commit": commit,
-                "dirty": dirty, "exit": rc, "seconds": round(time.monotonic() - t0, 1),
+                "dirty": dirty, "changed": changed[:20], "exit": rc, "seconds": round(time.monotonic() - t0, 1),
                 "load1": round(load1, 2), "cpus": os.cpu_count(), "command": shlex.join(argv)}
         target = results / f"{name}.txt"
         if rc != 0 and not keep_failed:
