@@ -41,6 +41,7 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -584,6 +585,8 @@ def main() -> int:
     ap.add_argument("--port", type=int, default=39892, help="port of the benchmark's own broker")
     ap.add_argument("--bootstrap", help="use this running broker instead of starting one")
     ap.add_argument("--no-latency", action="store_true", help="skip the paced latency run")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the work dir (configs, logs, state) instead of removing it")
     ap.add_argument("--rate", type=float, default=None,
                     help="skip the throughput runs; one paced latency run at this rate (events/s)")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per throughput run")
@@ -634,6 +637,10 @@ def main() -> int:
                 f"p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms, max {lat['max_ms']:.0f} ms")
     finally:
         broker.stop()
+        if args.keep:
+            log(f"work dir kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
