@@ -141,7 +141,21 @@ static const char *key_store(struct pp_idmap *map, const char *key)
 
 uint32_t pp_idmap_intern(struct pp_idmap *map, const char *key, bool *created)
 {
-    uint64_t h = pp_hash_str(key);
+    return pp_idmap_intern_h(map, key, pp_hash_str(key), created);
+}
+
+void pp_idmap_prefetch(const struct pp_idmap *map, uint64_t h)
+{
+#if defined(__GNUC__)
+    __builtin_prefetch(&map->slots[(uint32_t)h & map->mask], 0, 3);
+#else
+    (void)map;
+    (void)h;
+#endif
+}
+
+uint32_t pp_idmap_intern_h(struct pp_idmap *map, const char *key, uint64_t h, bool *created)
+{
     uint32_t i = probe(map, key, h);
     if (slot_idx(map->slots[i]) != EMPTY) {
         if (created) {
