@@ -100,23 +100,36 @@ static uint32_t probe(const struct pp_idmap *map, const char *key, uint64_t h)
     }
 }
 
+/* Keys rehashed per round of grow(): their new slots are all requested
+ * before the first is written. */
+#define GROW_ROUND 16
+
 static void grow(struct pp_idmap *map)
 {
-    uint64_t *old = map->slots;
-    uint32_t old_n = map->mask + 1;
-    alloc_slots(map, old_n * 2);
-    for (uint32_t i = 0; i < old_n; i++) {
-        if (slot_idx(old[i]) != EMPTY) {
-            /* Keys are distinct: the first free slot of its probe run. */
-            uint64_t h = pp_hash_str(map->keys[slot_idx(old[i])]);
-            uint32_t j = (uint32_t)h & map->mask;
+    uint32_t n_slots = (map->mask + 1) * 2;
+    free(map->slots);
+    alloc_slots(map, n_slots);
+    /* Rebuilt from the keys in index order, which is the order they are
+     * stored in: the key pointers and the strings are read one after the
+     * other, not at random as a walk of the old slots would (two misses per
+     * key with a million of them). The new slots are random: a round's are
+     * requested together so that their misses overlap. Keys are distinct:
+     * each takes the first free slot of its probe run. */
+    uint64_t h[GROW_ROUND];
+    for (uint32_t base = 0; base < map->count; base += GROW_ROUND) {
+        uint32_t n = map->count - base < GROW_ROUND ? map->count - base : GROW_ROUND;
+        for (uint32_t i = 0; i < n; i++) {
+            h[i] = pp_hash_str(map->keys[base + i]);
+            pp_idmap_prefetch(map, h[i]);
+        }
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t j = (uint32_t)h[i] & map->mask;
             while (slot_idx(map->slots[j]) != EMPTY) {
                 j = (j + 1) & map->mask;
             }
-            map->slots[j] = old[i];
+            map->slots[j] = slot_make(base + i, h[i]);
         }
     }
-    free(old);
 }
 
 static const char *key_store(struct pp_idmap *map, const char *key)
@@ -141,7 +154,21 @@ static const char *key_store(struct pp_idmap *map, const char *key)
 
 uint32_t pp_idmap_intern(struct pp_idmap *map, const char *key, bool *created)
 {
-    uint64_t h = pp_hash_str(key);
+    return pp_idmap_intern_h(map, key, pp_hash_str(key), created);
+}
+
+void pp_idmap_prefetch(const struct pp_idmap *map, uint64_t h)
+{
+#if defined(__GNUC__)
+    __builtin_prefetch(&map->slots[(uint32_t)h & map->mask], 0, 3);
+#else
+    (void)map;
+    (void)h;
+#endif
+}
+
+uint32_t pp_idmap_intern_h(struct pp_idmap *map, const char *key, uint64_t h, bool *created)
+{
     uint32_t i = probe(map, key, h);
     if (slot_idx(map->slots[i]) != EMPTY) {
         if (created) {

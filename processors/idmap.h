@@ -23,6 +23,15 @@ void pp_idmap_destroy(struct pp_idmap *map);
  * insertion order and never change. */
 uint32_t pp_idmap_intern(struct pp_idmap *map, const char *key, bool *created);
 
+/* As pp_idmap_intern, with h = pp_hash_str(key) computed by the caller. */
+uint32_t pp_idmap_intern_h(struct pp_idmap *map, const char *key, uint64_t h, bool *created);
+
+/* Asks the CPU to start loading the slot where a lookup of a key hashing to
+ * h begins (h = pp_hash_str(key)), so that a lookup issued a little later,
+ * after other work, does not wait for memory in a large map. A hint only:
+ * changes nothing. */
+void pp_idmap_prefetch(const struct pp_idmap *map, uint64_t h);
+
 /* Returns the index of `key`, or -1 when absent. */
 int64_t pp_idmap_find(const struct pp_idmap *map, const char *key);
 

@@ -348,6 +348,8 @@ struct pp_cstage {
     struct cpart_int *today;      /* [product][band] partials of the day being closed */
 
     struct dedup_day *dedup; /* width slots */
+    uint64_t *spare_keys;    /* a forgotten day's table, kept for the next new day */
+    uint32_t spare_cap;
 
     int64_t watermark;
     int32_t min_day, max_day, last_eval;
@@ -355,6 +357,8 @@ struct pp_cstage {
     int32_t last_closed; /* the newest day close_day finalized (not a quiet jump's) */
 
     uint32_t last_ci;     /* the customer the event being applied touched, or UINT32_MAX */
+    const char *pre_id;   /* the customer id of the event being applied, NULL between events */
+    uint64_t pre_h;       /* ... and its hash (its id map slot was requested early) */
     struct ckey *orphans; /* dedup keys of events that touched no customer */
     uint32_t n_orphans, cap_orphans;
 

@@ -746,6 +746,41 @@ static void test_band_change_pools(void **state)
     pp_model_destroy(m);
 }
 
+/* A day's dedup table is reused by a later day once its own day is
+ * forgotten (dedup_horizon_days after evaluation), and reused empty: the
+ * same event ids on every day are new on every day, and a second delivery
+ * on its own day is a duplicate, also on the days whose table was a
+ * forgotten day's (from the 9th on with the default horizon of 7). */
+static void test_dedup_table_reused_empty(void **state)
+{
+    (void)state;
+    struct pp_model_conf cf = test_conf(0);
+    struct pp_model *m = pp_model_new(&cf);
+    struct pp_event ev;
+    uint64_t dups = 0;
+    for (int32_t day = d0(); day < d0() + 20; day++) {
+        for (int rep = 0; rep < 2; rep++) {
+            for (int k = 0; k < 300; k++) {
+                memset(&ev, 0, sizeof(ev));
+                ev.type = PP_EV_SUPPORT;
+                ev.occurred_at_ms = pp_day_to_ms(day) + 10 * HOUR_MS + k;
+                snprintf(ev.event_id, sizeof(ev.event_id), "T-%d", k); /* no day in it */
+                snprintf(ev.u.support.ticket_id, sizeof(ev.u.support.ticket_id), "TK-%d", k);
+                snprintf(ev.u.support.customer_id, sizeof(ev.u.support.customer_id), "C-%d", k % 7);
+                ev.u.support.event_type = PP_TICKET_OPENED;
+                ev.u.support.severity = 3;
+                assert_int_equal(pp_model_apply(m, &ev), PP_APPLY_OK);
+            }
+            /* the first delivery of the day: all new; the second: all duplicates */
+            dups += rep == 0 ? 0 : 300;
+            assert_int_equal(pp_model_stats(m)->duplicates, dups);
+        }
+        pp_model_advance(m, pp_day_to_ms(day + 1), NULL, NULL);
+    }
+    assert_int_equal(pp_model_stats(m)->events[PP_EV_SUPPORT], (uint64_t)20 * 300);
+    pp_model_destroy(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -756,6 +791,7 @@ int main(void)
         cmocka_unit_test(test_reversals_and_renewals),
         cmocka_unit_test(test_credit_modes),
         cmocka_unit_test(test_band_change_pools),
+        cmocka_unit_test(test_dedup_table_reused_empty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
