@@ -3,7 +3,7 @@
 # bench/report.py makes of the saved benchmark output in bench/results/
 # (bench/README.md). On failure it prints the difference; the fix is
 # `bench/report.py --write` (and committing README.md), never a hand edit.
-# ctest runs it when configured with -DPP_README_PERF_CHECK=ON.
+# ctest runs it in the unit tier (unit_readme_perf).
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 exec python3 "$root/bench/report.py" --check
