@@ -1998,6 +1998,13 @@ static void on_early(evutil_socket_t fd, short what, void *arg)
 
 /* ------------------------------------------------------------- setup */
 
+/* A series of a metric without labels. */
+static struct pp_metric *metric0(struct pp_metrics *m, enum pp_metric_type type, const char *name,
+                                 const char *help)
+{
+    return pp_metrics_series(pp_metrics_family(m, type, name, help, NULL, 0, NULL, 0), NULL);
+}
+
 static void metrics_init(struct pp_topology *t)
 {
     struct pp_metrics *m = t->env.metrics;
@@ -2009,16 +2016,12 @@ static void metrics_init(struct pp_topology *t)
     for (int i = 0; i < 2; i++) {
         t->m_tasks[i] = pp_metrics_series(f, &kinds[i]);
     }
-    t->m_restoring = pp_metrics_series(
-        pp_metrics_family(m, PP_METRIC_GAUGE, "partnerpulse_restoring_tasks",
-                          "Tasks rebuilding their state from snapshot and changelog now (/readyz "
-                          "is false meanwhile).",
-                          NULL, 0, NULL, 0),
-        NULL);
-    t->m_restored = pp_metrics_series(
-        pp_metrics_family(m, PP_METRIC_COUNTER, "partnerpulse_restore_records_total",
-                          "Changelog records applied while restoring tasks.", NULL, 0, NULL, 0),
-        NULL);
+    t->m_restoring =
+        metric0(m, PP_METRIC_GAUGE, "partnerpulse_restoring_tasks",
+                "Tasks rebuilding their state from snapshot and changelog now (/readyz "
+                "is false meanwhile).");
+    t->m_restored = metric0(m, PP_METRIC_COUNTER, "partnerpulse_restore_records_total",
+                            "Changelog records applied while restoring tasks.");
     static const char *const res_l[] = {"result"};
     f = pp_metrics_family(m, PP_METRIC_COUNTER, "partnerpulse_transactions_total",
                           "Kafka transactions ended, by result (committed, aborted).", res_l, 1,
@@ -2034,32 +2037,21 @@ static void metrics_init(struct pp_topology *t)
                           "transaction under exactly_once, the offsets under at_least_once).",
                           NULL, 0, bounds, sizeof(bounds) / sizeof(bounds[0])),
         NULL);
-    t->m_holds = pp_metrics_series(
-        pp_metrics_family(m, PP_METRIC_COUNTER, "partnerpulse_input_holds_total",
-                          "Times an input partition was paused for running ahead of the slowest "
-                          "input in event time (the customers tasks' rings hold "
-                          "model.state_days minus the longest window of skew).",
-                          NULL, 0, NULL, 0),
-        NULL);
-    t->m_fallbacks = pp_metrics_series(
-        pp_metrics_family(m, PP_METRIC_COUNTER, "partnerpulse_cohort_fallbacks_total",
-                          "Days the partners task evaluated without a late customers partition "
-                          "after processing.cohort_max_wait, with the fallback cohort baselines.",
-                          NULL, 0, NULL, 0),
-        NULL);
-    t->m_bp = pp_metrics_series(
-        pp_metrics_family(m, PP_METRIC_COUNTER, "partnerpulse_backpressure_pauses_total",
-                          "Times an input partition was paused because the producer held too "
-                          "many unacknowledged records (resumed when half were acknowledged).",
-                          NULL, 0, NULL, 0),
-        NULL);
-    t->m_last_day = pp_metrics_series(
-        pp_metrics_family(m, PP_METRIC_GAUGE, "partnerpulse_last_evaluated_day",
-                          "Last event-time day the partners task evaluated, as days since "
-                          "1970-01-01; -1 when this instance does not hold the partners task or "
-                          "no day closed yet.",
-                          NULL, 0, NULL, 0),
-        NULL);
+    t->m_holds = metric0(m, PP_METRIC_COUNTER, "partnerpulse_input_holds_total",
+                         "Times an input partition was paused for running ahead of the slowest "
+                         "input in event time (the customers tasks' rings hold "
+                         "model.state_days minus the longest window of skew).");
+    t->m_fallbacks =
+        metric0(m, PP_METRIC_COUNTER, "partnerpulse_cohort_fallbacks_total",
+                "Days the partners task evaluated without a late customers partition "
+                "after processing.cohort_max_wait, with the fallback cohort baselines.");
+    t->m_bp = metric0(m, PP_METRIC_COUNTER, "partnerpulse_backpressure_pauses_total",
+                      "Times an input partition was paused because the producer held too "
+                      "many unacknowledged records (resumed when half were acknowledged).");
+    t->m_last_day = metric0(m, PP_METRIC_GAUGE, "partnerpulse_last_evaluated_day",
+                            "Last event-time day the partners task evaluated, as days since "
+                            "1970-01-01; -1 when this instance does not hold the partners task or "
+                            "no day closed yet.");
 }
 
 /* Waits (bounded) for an input topic's metadata: 0 when it does not exist. */
