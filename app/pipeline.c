@@ -459,16 +459,7 @@ static void on_consumer_error(rd_kafka_resp_err_t err, const char *reason, int f
 static void on_delivered(const struct pp_alert *alert, rd_kafka_resp_err_t err, void *opaque)
 {
     struct pp_pipeline *pl = opaque;
-    if (err && pl->topo && pp_topology_exactly_once(pl->topo)) {
-        /* Inside a transaction (purged by an abort, or refused): the
-         * transaction cannot commit, so it is aborted and the alert
-         * produced again after the rewind; nothing is lost by going on. */
-        pp_log(PP_LOG_WARN,
-               "msg=\"alert delivery failed inside a transaction: it is produced again after "
-               "the abort\" alert_id=%s error=\"%s\"",
-               alert->alert_id, rd_kafka_err2str(err));
-    }
-    else if (err) {
+    if (err) {
         pp_log(PP_LOG_ERROR, "msg=\"alert delivery failed\" alert_id=%s error=\"%s\"",
                alert->alert_id, rd_kafka_err2str(err));
         fail(pl);

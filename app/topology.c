@@ -1503,11 +1503,6 @@ static int txn_error(struct pp_topology *t, rd_kafka_error_t *e, const char *wha
     return -1;
 }
 
-bool pp_topology_exactly_once(const struct pp_topology *t)
-{
-    return t->eos;
-}
-
 bool pp_topology_txn_refused(struct pp_topology *t)
 {
     if (!t->eos || !pp_producer_txn_failed(t->env.producer)) {

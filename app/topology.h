@@ -90,11 +90,6 @@ struct pp_consumer *pp_topology_consumer(struct pp_topology *t);
  * transaction is then aborted and every task rewound at the next commit,
  * so the record is written again; the caller must not stop. */
 bool pp_topology_txn_refused(struct pp_topology *t);
-
-/* Whether records are written in transactions (processing.guarantee
- * exactly_once): a record that fails delivery then fails its transaction,
- * which is aborted and its work done again. */
-bool pp_topology_exactly_once(const struct pp_topology *t);
 void pp_topology_refresh_metrics(struct pp_topology *t);
 /* Bytes of model state held by this instance's tasks (their own count). */
 size_t pp_topology_state_bytes(const struct pp_topology *t);
