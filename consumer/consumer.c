@@ -30,6 +30,10 @@ struct held {
 struct pp_consumer {
     rd_kafka_t *rk;
     rd_kafka_queue_t *queue;
+    /* The queues of levels 1.. (level 0 is the consumer queue): the fetch
+     * queue of each partition of a higher-level topic is forwarded here. */
+    rd_kafka_queue_t *lq[PP_CONSUMER_LEVELS];
+    pp_consumer_level_cb *level;
     int pipe_fds[2];
     struct event *ev;
     struct pp_codec *codec;
@@ -68,6 +72,35 @@ static void drop_held(struct pp_consumer *c, struct held *h)
     *h = c->held[--c->held_n];
 }
 
+/* Routes each partition of a higher-level topic to its level's queue. Done
+ * before the partitions are assigned: librdkafka forwards a partition's
+ * fetch queue to the consumer queue when its fetcher starts, unless the
+ * application set a forward of its own first (then it keeps that one), so
+ * no record of the partition can reach the consumer queue. Kept across
+ * revocations (the records of a revoked partition left in a level queue
+ * are outdated and dropped by librdkafka when popped); set again on every
+ * assignment. */
+static void route_levels(struct pp_consumer *c, const rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; c->level && i < parts->cnt; i++) {
+        int lvl = c->level(parts->elems[i].topic, c->opaque);
+        if (lvl <= 0 || lvl >= PP_CONSUMER_LEVELS) {
+            continue;
+        }
+        rd_kafka_queue_t *pq =
+            rd_kafka_queue_get_partition(c->rk, parts->elems[i].topic, parts->elems[i].partition);
+        if (pq == NULL) {
+            if (c->on_error) {
+                c->on_error(RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION, "partition queue for priority", 0,
+                            c->opaque);
+            }
+            continue; /* stays on the consumer queue: slower, nothing lost */
+        }
+        rd_kafka_queue_forward(pq, c->lq[lvl]);
+        rd_kafka_queue_destroy(pq);
+    }
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -91,6 +124,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                      err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, c->opaque);
     }
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        route_levels(c, parts);
         if (cooperative) {
             error = rd_kafka_incremental_assign(rk, parts);
         }
@@ -261,14 +295,32 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
         return;
     }
     int n = 0;
-    rd_kafka_message_t *rkm;
-    while (n < BATCH && (rkm = rd_kafka_consumer_poll(c->rk, 0)) != NULL) {
+    bool polled = false, more = false;
+    while (n < BATCH) {
+        /* Strict priority, highest level first. The consumer queue is
+         * polled at least once per batch even while the higher levels have
+         * records: it also serves the rebalances. */
+        bool force0 = !polled && n == BATCH - 1;
+        rd_kafka_message_t *rkm = NULL;
+        for (int lvl = PP_CONSUMER_LEVELS - 1; rkm == NULL && !force0 && lvl > 0; lvl--) {
+            if (c->lq[lvl]) {
+                rkm = rd_kafka_consume_queue(c->lq[lvl], 0);
+            }
+        }
+        if (rkm == NULL) {
+            rkm = rd_kafka_consumer_poll(c->rk, 0);
+            polled = true;
+            if (rkm == NULL) {
+                more = force0; /* the levels may still hold records */
+                break;
+            }
+        }
         handle(c, rkm);
         rd_kafka_message_destroy(rkm);
         n++;
     }
-    if (n == BATCH) {
-        /* More may be queued, and librdkafka only writes to the pipe when the
+    if (n == BATCH || more) {
+        /* More may be queued, and librdkafka only writes to the pipe when a
          * queue goes from empty to non-empty: come back after other events. */
         event_active(c->ev, EV_READ, 0);
     }
@@ -289,6 +341,7 @@ struct pp_consumer *pp_consumer_new(struct pp_consumer_conf *cc, char *errstr, s
     c->on_schema_wait = cc->on_schema_wait;
     c->on_raw = cc->on_raw;
     c->on_rebalance = cc->on_rebalance;
+    c->level = cc->level;
     c->opaque = cc->opaque;
     c->retry_ms = SCHEMA_RETRY_MIN_MS;
     c->retry = evtimer_new(cc->base, on_retry, c);
@@ -312,6 +365,10 @@ struct pp_consumer *pp_consumer_new(struct pp_consumer_conf *cc, char *errstr, s
         fcntl(c->pipe_fds[i], F_SETFD, FD_CLOEXEC);
     }
     rd_kafka_queue_io_event_enable(c->queue, c->pipe_fds[1], "1", 1);
+    for (int lvl = 1; c->level && lvl < PP_CONSUMER_LEVELS; lvl++) {
+        c->lq[lvl] = rd_kafka_queue_new(c->rk);
+        rd_kafka_queue_io_event_enable(c->lq[lvl], c->pipe_fds[1], "1", 1);
+    }
     c->ev = event_new(cc->base, c->pipe_fds[0], EV_READ | EV_PERSIST, on_readable, c);
     if (c->ev == NULL || c->retry == NULL || event_add(c->ev, NULL) != 0) {
         snprintf(errstr, errstr_size, "cannot register the consumer with the event loop");
@@ -438,6 +495,12 @@ void pp_consumer_destroy(struct pp_consumer *c)
         rd_kafka_queue_io_event_enable(c->queue, -1, NULL, 0);
         rd_kafka_queue_destroy(c->queue);
     }
+    for (int lvl = 1; lvl < PP_CONSUMER_LEVELS; lvl++) {
+        if (c->lq[lvl]) { /* its records hold their partitions: purged here */
+            rd_kafka_queue_io_event_enable(c->lq[lvl], -1, NULL, 0);
+            rd_kafka_queue_destroy(c->lq[lvl]);
+        }
+    }
     if (c->rk) {
         rd_kafka_destroy(c->rk);
     }
@@ -459,9 +522,15 @@ rd_kafka_t *pp_consumer_handle(struct pp_consumer *c)
     return c->rk;
 }
 
-size_t pp_consumer_queued(struct pp_consumer *c)
+size_t pp_consumer_queued(struct pp_consumer *c, int from_level)
 {
-    return rd_kafka_queue_length(c->queue);
+    size_t n = from_level <= 0 ? rd_kafka_queue_length(c->queue) : 0;
+    for (int lvl = from_level > 1 ? from_level : 1; lvl < PP_CONSUMER_LEVELS; lvl++) {
+        if (c->lq[lvl]) {
+            n += rd_kafka_queue_length(c->lq[lvl]);
+        }
+    }
+    return n;
 }
 
 bool pp_consumer_caught_up(struct pp_consumer *c, const char *topic, int32_t partition,

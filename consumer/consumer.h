@@ -58,6 +58,14 @@ typedef int(pp_consumer_raw_cb)(const rd_kafka_message_t *rkm, void *opaque);
  * were lost (session timeout): nothing may be committed for them. */
 typedef void(pp_consumer_rebalance_cb)(const rd_kafka_topic_partition_list_t *parts, int assigned,
                                        int lost, void *opaque);
+/* The priority of a topic's records: 0 (the default) .. PP_CONSUMER_LEVELS
+ * - 1. A record of a higher level is handed out before any of a lower one
+ * that librdkafka has fetched (per partition, order is kept): a pipeline
+ * that reads its own downstream topics gives them precedence, so a record
+ * on the critical path does not wait behind thousands of prefetched input
+ * records. */
+#define PP_CONSUMER_LEVELS 3
+typedef int(pp_consumer_level_cb)(const char *topic, void *opaque);
 
 struct pp_consumer_conf {
     rd_kafka_conf_t *rk_conf; /* taken over by pp_consumer_new, even on failure */
@@ -73,6 +81,7 @@ struct pp_consumer_conf {
     pp_consumer_schema_wait_cb *on_schema_wait; /* may be NULL */
     pp_consumer_raw_cb *on_raw;                 /* may be NULL */
     pp_consumer_rebalance_cb *on_rebalance;     /* may be NULL */
+    pp_consumer_level_cb *level;                /* may be NULL: every topic at level 0 */
     void *opaque;
 };
 
@@ -108,9 +117,10 @@ int pp_consumer_resume(struct pp_consumer *c, const char *topic, int32_t partiti
 void pp_consumer_close(struct pp_consumer *c);
 void pp_consumer_destroy(struct pp_consumer *c);
 
-/* Records (and events) fetched but not handed out yet: 0 when the loop has
- * handled everything librdkafka has fetched so far. */
-size_t pp_consumer_queued(struct pp_consumer *c);
+/* Records (and events) fetched but not handed out yet at from_level and
+ * above (0: every level): 0 when the loop has handled everything librdkafka
+ * has fetched so far for those topics. */
+size_t pp_consumer_queued(struct pp_consumer *c, int from_level);
 /* Whether the partition is still at end_offset (from its EOF): the high
  * watermark librdkafka last learnt from a fetch response has not moved past
  * it. False when nothing is known about the partition. Never blocks. */
