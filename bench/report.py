@@ -230,6 +230,14 @@ def parse_e2e(r: Result) -> dict:
         out["latency"] = {"rate": _f(m.group(1)), "alerts": int(m.group(2)),
                           "p50": float(m.group(3)), "p99": float(m.group(4)),
                           "max": float(m.group(5))}
+    m = re.search(r"LATENCY FROM RELEASE \((\d+) alert records\): p50 (\d+) ms, p99 (\d+) ms, "
+                  r"max (\d+) ms", r.text)
+    if m and out["latency"]:
+        out["latency"]["release"] = {"alerts": int(m.group(1)), "p50": float(m.group(2)),
+                                     "p99": float(m.group(3)), "max": float(m.group(4))}
+    m = re.search(r"--latency-runs (\d+)", r.meta["command"])
+    if out["latency"]:
+        out["latency"]["runs"] = int(m.group(1)) if m else 1
     if out["median"] is None and out["latency"] is None:
         raise ReportError(f"{r.path}: neither a 'THROUGHPUT (median of ...' nor a 'LATENCY "
                           f"(paced at ...' line from bench/e2e/run.py")
@@ -436,15 +444,27 @@ def rows(res: dict) -> list[tuple[str, str, str, str, str]]:
             row(name, what, None, "—")
 
     e = res.get("e2e-exactly_once", (None, None))[1]
-    what = "event → alert latency, exactly_once, paced at half the sustained rate (one paced run)"
+    what = "event → alert latency, exactly_once, paced at half the sustained rate"
     goal = f"p99 ≤ {num(GOALS['latency_p99_ms'])} ms"
     if e and e["latency"]:
         la = e["latency"]
-        figure = (f"p50 {num(la['p50'])} ms, p99 {num(la['p99'])} ms, max {num(la['max'])} ms "
+        what += (" (one paced run)" if la["runs"] == 1 else
+                 f" ({la['runs']} paced runs, their alerts pooled)")
+        figure = (f"from the first event past the day's boundary: p50 {num(la['p50'])} ms, "
+                  f"p99 {num(la['p99'])} ms, max {num(la['max'])} ms "
                   f"({la['alerts']} alert records, paced at {num(la['rate'])} events/s)")
-        ok = la["p99"] <= GOALS["latency_p99_ms"]
-        goal += f": {verdict(ok)}" + ("" if ok else
-                                      f" ({la['p99'] / GOALS['latency_p99_ms']:.1f}× the goal)")
+
+        def judged(p99: float, how: str) -> str:
+            ok = p99 <= GOALS["latency_p99_ms"]
+            return (f"{how}: {verdict(ok)}" +
+                    ("" if ok else f" ({p99 / GOALS['latency_p99_ms']:.1f}× the goal)"))
+        goal += " " + judged(la["p99"], "from the boundary event")
+        rel = la.get("release")
+        if rel:
+            figure += (f"; from the release (every input past the boundary or idle, "
+                       f"bench/e2e/README.md): p50 {num(rel['p50'])} ms, p99 {num(rel['p99'])} "
+                       f"ms, max {num(rel['max'])} ms")
+            goal += "; " + judged(rel["p99"], "from the release")
         row("e2e-exactly_once", what, figure, goal)
     elif e:
         row("e2e-exactly_once", what, "not measured (the saved run has no paced run)", goal)
