@@ -103,12 +103,20 @@ static void spin_us(long us)
     } while ((b.tv_sec - a.tv_sec) * 1000000L + (b.tv_nsec - a.tv_nsec) / 1000 < us);
 }
 
+static void seen(struct fixture *f)
+{
+    if (f->low_seen == LOW_N && f->high_seen == HIGH_N) {
+        event_base_loopbreak(f->base);
+    }
+}
+
 static int on_raw(const rd_kafka_message_t *rkm, void *opaque)
 {
     struct fixture *f = opaque;
     if (strcmp(rd_kafka_topic_name(rkm->rkt), "high") == 0) {
         f->high_seen++;
         f->low_seen_at_last_high = f->low_seen;
+        seen(f);
         return PP_CONSUMER_DONE;
     }
     f->low_seen++;
@@ -122,9 +130,7 @@ static int on_raw(const rd_kafka_message_t *rkm, void *opaque)
         rd_kafka_flush(f->producer, 5000);
     }
     spin_us(20);
-    if (f->low_seen == LOW_N && f->high_seen == HIGH_N) {
-        event_base_loopbreak(f->base);
-    }
+    seen(f);
     return PP_CONSUMER_DONE;
 }
 
