@@ -12,7 +12,11 @@
  * timed, in the thread's CPU time: the generator and the encoder are
  * outside the clock, without subtracting a second pass (which on a shared
  * machine made the difference of two noisy figures). Events are never
- * stored beyond a batch: 1M customers fit.
+ * stored beyond a batch: 1M customers fit. A batch is decoded and applied
+ * --chunk events at a time (64 by default, the size of batch the runtime
+ * would hand the model): decoded into an array of struct pp_event, then
+ * applied with pp_model_apply_batch (the lookahead path), or with
+ * --apply single one pp_model_apply per event (the path before it).
  *
  * Prints per size: events/s per core and ns/event (decode + validate +
  * state update), the tick's cost per active customer, and state bytes per
@@ -26,6 +30,7 @@
  * of issue #7's processor-core goals.
  *
  *   bench_processor [--sizes 10000,100000,1000000] [--days N] [--runs N] [--no-avro]
+ *                   [--apply batch|single] [--chunk N]
  */
 #include <getopt.h>
 #include <malloc.h>
@@ -56,6 +61,11 @@ struct sample {
 /* One batch of events waiting to be decoded and applied. */
 #define BATCH       4096
 #define BATCH_BYTES (1u << 20)
+#define CHUNK_MAX   BATCH
+
+/* How a chunk of decoded events is applied (--apply, --chunk). */
+static int apply_single;
+static uint32_t chunk = 64;
 
 struct run {
     struct pp_model *model;
@@ -73,6 +83,9 @@ struct run {
     size_t off[BATCH + 1];
     struct pp_event *evs;
     uint32_t n_batch;
+    /* a chunk decoded (avro) and its results */
+    struct pp_event *dec;
+    enum pp_apply_result *res;
 };
 
 /* The thread's CPU time, not the wall clock: on a shared machine the time
@@ -120,27 +133,45 @@ static size_t heap_in_use(void)
     return mi.uordblks + mi.hblkhd;
 }
 
-/* Decodes and applies the batch, timed. */
+/* Applies n decoded events with the path chosen, counting the refused. */
+static void apply_chunk(struct run *r, const struct pp_event *evs, uint32_t n)
+{
+    if (apply_single) {
+        for (uint32_t i = 0; i < n; i++) {
+            r->res[i] = pp_model_apply(r->model, &evs[i]);
+        }
+    }
+    else {
+        pp_model_apply_batch(r->model, evs, n, r->res);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        r->rejected += r->res[i] != PP_APPLY_OK;
+    }
+}
+
+/* Decodes and applies the batch, a chunk at a time, timed. */
 static void flush(struct run *r)
 {
     if (r->n_batch == 0) {
         return;
     }
-    struct pp_event decoded;
     double t0 = now_s();
-    for (uint32_t i = 0; i < r->n_batch; i++) {
-        const struct pp_event *in = r->avro ? NULL : &r->evs[i];
-        if (r->avro) {
-            if (pp_codec_decode_event(r->codec, r->bytes + r->off[i], r->off[i + 1] - r->off[i],
-                                      &decoded, NULL, 0) != PP_DECODE_OK) {
+    for (uint32_t i = 0; i < r->n_batch; i += chunk) {
+        uint32_t end = r->n_batch - i > chunk ? i + chunk : r->n_batch;
+        if (!r->avro) {
+            apply_chunk(r, &r->evs[i], end - i);
+            continue;
+        }
+        uint32_t n = 0;
+        for (uint32_t k = i; k < end; k++) {
+            if (pp_codec_decode_event(r->codec, r->bytes + r->off[k], r->off[k + 1] - r->off[k],
+                                      &r->dec[n], NULL, 0) != PP_DECODE_OK) {
                 r->rejected++;
                 continue;
             }
-            in = &decoded;
+            n++;
         }
-        if (pp_model_apply(r->model, in) != PP_APPLY_OK) {
-            r->rejected++;
-        }
+        apply_chunk(r, r->dec, n);
     }
     r->apply_s += now_s() - t0;
     r->n_batch = 0;
@@ -233,7 +264,9 @@ static void run_size(uint32_t customers, int days, int runs, int avro, struct pp
         /* The batch buffers before the baseline: not the model's bytes. */
         r.bytes = avro ? malloc(BATCH_BYTES) : NULL;
         r.evs = avro ? NULL : malloc(BATCH * sizeof(struct pp_event));
-        if (r.bytes == NULL && r.evs == NULL) {
+        r.dec = avro ? malloc(chunk * sizeof(struct pp_event)) : NULL;
+        r.res = malloc(chunk * sizeof(*r.res));
+        if ((r.bytes == NULL && r.evs == NULL) || (avro && r.dec == NULL) || r.res == NULL) {
             fprintf(stderr, "bench_processor: out of memory\n");
             exit(1);
         }
@@ -252,6 +285,8 @@ static void run_size(uint32_t customers, int days, int runs, int avro, struct pp
         pp_model_destroy(r.model);
         free(r.bytes);
         free(r.evs);
+        free(r.dec);
+        free(r.res);
     }
     double sorted[16];
     memcpy(sorted, ns, sizeof(double) * (size_t)runs);
@@ -272,12 +307,15 @@ int main(int argc, char **argv)
         {"days", required_argument, 0, 'd'},
         {"runs", required_argument, 0, 'r'},
         {"no-avro", no_argument, 0, 'n'},
+        {"apply", required_argument, 0, 'a'},
+        {"chunk", required_argument, 0, 'c'},
         {0, 0, 0, 0},
     };
     char sizes[256] = "10000,100000,1000000";
     long days = 14, runs = 3;
     int avro = 1, c;
-    while ((c = getopt_long(argc, argv, "s:d:r:n", opts, NULL)) != -1) {
+    long chunk_arg = chunk;
+    while ((c = getopt_long(argc, argv, "s:d:r:na:c:", opts, NULL)) != -1) {
         switch (c) {
         case 's':
             snprintf(sizes, sizeof(sizes), "%s", optarg);
@@ -291,16 +329,27 @@ int main(int argc, char **argv)
         case 'n':
             avro = 0;
             break;
+        case 'a':
+            if (strcmp(optarg, "single") != 0 && strcmp(optarg, "batch") != 0) {
+                fprintf(stderr, "bench_processor: --apply batch or single\n");
+                return 2;
+            }
+            apply_single = strcmp(optarg, "single") == 0;
+            break;
+        case 'c':
+            chunk_arg = strtol(optarg, NULL, 10);
+            break;
         default:
             fprintf(stderr, "usage: bench_processor [--sizes N,N,...] [--days N] [--runs N] "
-                            "[--no-avro]\n");
+                            "[--no-avro] [--apply batch|single] [--chunk N]\n");
             return 2;
         }
     }
-    if (days < 2 || days > 365 || runs < 1 || runs > 16) {
-        fprintf(stderr, "bench_processor: --days 2..365, --runs 1..16\n");
+    if (days < 2 || days > 365 || runs < 1 || runs > 16 || chunk_arg < 1 || chunk_arg > CHUNK_MAX) {
+        fprintf(stderr, "bench_processor: --days 2..365, --runs 1..16, --chunk 1..%d\n", CHUNK_MAX);
         return 2;
     }
+    chunk = (uint32_t)chunk_arg;
     char err[256];
     struct pp_schema_catalog *cat = pp_schema_catalog_new(err, sizeof(err));
     struct pp_codec *codec = cat ? pp_codec_new(cat, NULL) : NULL;
@@ -313,6 +362,10 @@ int main(int argc, char **argv)
     printf("processor core benchmark: %s, %ld event days, median of %ld runs, one core\n",
            avro ? "Confluent-framed Avro decode + validation + model" : "model only (no Avro)",
            days, runs);
+    printf("apply path: %s, %u events per call\n",
+           apply_single ? "pp_model_apply, one event per call (--apply single)"
+                        : "pp_model_apply_batch (lookahead)",
+           apply_single ? 1u : chunk);
     printf("%10s %10s %12s %10s %18s %10s %16s %8s %8s %8s %8s\n", "customers", "events",
            "events/s", "ns/event", "(min..max)", "tick ns", "(min..max)", "B/cust", "alloc B",
            "B/part", "B/link");
