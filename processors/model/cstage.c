@@ -1170,21 +1170,23 @@ static void look_cust(const struct pp_cstage *s, const struct pp_event *ev, cons
     }
 }
 
-void pp_cstage_apply_batch(struct pp_cstage *s, const struct pp_event *evs, size_t n,
-                           enum pp_apply_result *res)
+/* The loop of both entry points below; d, a constant in
+ * pp_cstage_apply_batch, is folded in where this is inlined. */
+static inline void apply_batch(struct pp_cstage *s, const struct pp_event *evs, size_t n,
+                               enum pp_apply_result *res, size_t d)
 {
     struct look ring[LOOK_RING];
     size_t a = 0, b = 0, c = 0; /* the next event of each look-ahead stage */
     for (size_t i = 0; i < n; i++) {
-        size_t lim = n - i > 3 * LOOK_D ? i + 3 * LOOK_D + 1 : n;
+        size_t lim = n - i > 3 * d ? i + 3 * d + 1 : n;
         for (; a < lim; a++) {
             look_hash(s, &evs[a], &ring[a % LOOK_RING]);
         }
-        lim = n - i > 2 * LOOK_D ? i + 2 * LOOK_D + 1 : n;
+        lim = n - i > 2 * d ? i + 2 * d + 1 : n;
         for (; b < lim; b++) {
             look_slot(s, &ring[b % LOOK_RING]);
         }
-        lim = n - i > LOOK_D ? i + LOOK_D + 1 : n;
+        lim = n - i > d ? i + d + 1 : n;
         for (; c < lim; c++) {
             look_cust(s, &evs[c], &ring[c % LOOK_RING]);
         }
@@ -1195,6 +1197,19 @@ void pp_cstage_apply_batch(struct pp_cstage *s, const struct pp_event *evs, size
         res[i] = apply_event(s, &evs[i], lk->day, lk->key);
         s->pre_id = NULL;
     }
+}
+
+void pp_cstage_apply_batch(struct pp_cstage *s, const struct pp_event *evs, size_t n,
+                           enum pp_apply_result *res)
+{
+    apply_batch(s, evs, n, res, LOOK_D);
+}
+
+void pp_cstage_apply_batch_d(struct pp_cstage *s, const struct pp_event *evs, size_t n,
+                             enum pp_apply_result *res, unsigned d)
+{
+    /* d = 0 still looks at each event just before applying it. */
+    apply_batch(s, evs, n, res, d * 3 < LOOK_RING ? d : (LOOK_RING - 1) / 3);
 }
 
 /* ---- evaluation: tranches on a day ---------------------------------------- */
