@@ -1096,13 +1096,10 @@ enum pp_apply_result pp_cstage_apply(struct pp_cstage *s, const struct pp_event 
  * events change in between (a new customer, a grown table, a day started)
  * makes a hint useless at worst, never wrong: the events are then applied
  * one by one by apply_event, exactly as pp_cstage_apply applies them.
- * LOOK_D was chosen by measurement (docs/performance.md "The batched
- * path"). */
-#ifndef PP_LOOK_D
-#define PP_LOOK_D 4
-#endif
-#define LOOK_D    PP_LOOK_D
-#define LOOK_RING 64 /* a power of two > 3 * LOOK_D */
+ * LOOK_D was chosen by measurement (bench_processor --look-d,
+ * docs/performance.md "The batched path"). */
+#define LOOK_D    4
+#define LOOK_RING 64 /* a power of two > 3 * the largest distance (pp_cstage_apply_batch_d) */
 
 _Static_assert(LOOK_RING > 3 * LOOK_D && (LOOK_RING & (LOOK_RING - 1)) == 0, "look-ahead ring");
 
