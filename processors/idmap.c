@@ -192,6 +192,31 @@ uint32_t pp_idmap_intern_h(struct pp_idmap *map, const char *key, uint64_t h, bo
     return idx;
 }
 
+uint32_t pp_idmap_peek(const struct pp_idmap *map, uint64_t h)
+{
+    uint32_t i = (uint32_t)h & map->mask;
+    uint64_t tag = h & UINT64_C(0xffffffff00000000);
+    for (;;) {
+        uint64_t v = map->slots[i];
+        if (slot_idx(v) == EMPTY || (v & UINT64_C(0xffffffff00000000)) == tag) {
+            return slot_idx(v);
+        }
+        i = (i + 1) & map->mask;
+    }
+}
+
+void pp_idmap_prefetch_key(const struct pp_idmap *map, uint32_t idx)
+{
+#if defined(__GNUC__)
+    if (idx < map->count) {
+        __builtin_prefetch(&map->keys[idx], 0, 3);
+    }
+#else
+    (void)map;
+    (void)idx;
+#endif
+}
+
 int64_t pp_idmap_find(const struct pp_idmap *map, const char *key)
 {
     uint32_t i = probe(map, key, pp_hash_str(key));

@@ -32,6 +32,17 @@ uint32_t pp_idmap_intern_h(struct pp_idmap *map, const char *key, uint64_t h, bo
  * changes nothing. */
 void pp_idmap_prefetch(const struct pp_idmap *map, uint64_t h);
 
+/* A guess at the index of a key hashing to h, for prefetching only: the
+ * first entry of its probe run whose stored hash bits agree (the key itself
+ * is not compared), or UINT32_MAX when the run ends first. Reads the map,
+ * never changes it; a wrong guess costs a useless prefetch, nothing else. */
+uint32_t pp_idmap_peek(const struct pp_idmap *map, uint64_t h);
+
+/* Asks the CPU to start loading where the key of index idx is found (the
+ * pointer to it; pass the pointer's target to a prefetch once that has
+ * arrived: pp_idmap_key). idx >= count is ignored. A hint only. */
+void pp_idmap_prefetch_key(const struct pp_idmap *map, uint32_t idx);
+
 /* Returns the index of `key`, or -1 when absent. */
 int64_t pp_idmap_find(const struct pp_idmap *map, const char *key);
 

@@ -12,7 +12,11 @@
  * timed, in the thread's CPU time: the generator and the encoder are
  * outside the clock, without subtracting a second pass (which on a shared
  * machine made the difference of two noisy figures). Events are never
- * stored beyond a batch: 1M customers fit.
+ * stored beyond a batch: 1M customers fit. A batch is decoded and applied
+ * --chunk events at a time (64 by default, the size of batch the runtime
+ * would hand the model): decoded into an array of struct pp_event, then
+ * applied with pp_model_apply_batch (the lookahead path), or with
+ * --apply single one pp_model_apply per event (the path before it).
  *
  * Prints per size: events/s per core and ns/event (decode + validate +
  * state update), the tick's cost per active customer, and state bytes per
@@ -26,6 +30,12 @@
  * of issue #7's processor-core goals.
  *
  *   bench_processor [--sizes 10000,100000,1000000] [--days N] [--runs N] [--no-avro]
+ *                   [--apply batch|single] [--chunk N] [--look-d D,D,...]
+ *
+ * --look-d (tuning) takes the listed look-ahead distances of the batched
+ * path (and "single": pp_model_apply per event) in turn, chunk by chunk,
+ * and prints each one's ns/event: compared within one run, the machine's
+ * load weighs on all of them alike.
  */
 #include <getopt.h>
 #include <malloc.h>
@@ -39,6 +49,7 @@
 #include "catalog.h"
 #include "codec.h"
 #include "model.h"
+#include "stage_int.h" /* pp_model_apply_batch_d, for --look-d */
 #include "ptime.h"
 #include "scenarios.h"
 
@@ -56,6 +67,20 @@ struct sample {
 /* One batch of events waiting to be decoded and applied. */
 #define BATCH       4096
 #define BATCH_BYTES (1u << 20)
+#define CHUNK_MAX   BATCH
+
+/* How a chunk of decoded events is applied (--apply, --chunk). */
+static int apply_single;
+static uint32_t chunk = 64;
+
+/* --look-d: look-ahead distances (LOOK_SINGLE: pp_model_apply per event)
+ * taken in turn chunk by chunk, each chunk timed apart, so that they are
+ * compared under the same conditions within one run. */
+#define LOOK_MAX    8
+#define LOOK_SINGLE -1
+#define LOOK_CHOSEN -2 /* pp_model_apply_batch */
+static int look_n;
+static int look_d[LOOK_MAX];
 
 struct run {
     struct pp_model *model;
@@ -73,6 +98,13 @@ struct run {
     size_t off[BATCH + 1];
     struct pp_event *evs;
     uint32_t n_batch;
+    /* a chunk decoded (avro) and its results */
+    struct pp_event *dec;
+    enum pp_apply_result *res;
+    /* --look-d: CPU time and events per distance */
+    uint64_t chunks;
+    double look_s[LOOK_MAX];
+    uint64_t look_ev[LOOK_MAX];
 };
 
 /* The thread's CPU time, not the wall clock: on a shared machine the time
@@ -120,26 +152,50 @@ static size_t heap_in_use(void)
     return mi.uordblks + mi.hblkhd;
 }
 
-/* Decodes and applies the batch, timed. */
+/* Applies n decoded events with the path chosen, counting the refused. */
+static void apply_chunk(struct run *r, const struct pp_event *evs, uint32_t n, int look)
+{
+    if (look == LOOK_SINGLE) {
+        for (uint32_t i = 0; i < n; i++) {
+            r->res[i] = pp_model_apply(r->model, &evs[i]);
+        }
+    }
+    else if (look >= 0) {
+        pp_model_apply_batch_d(r->model, evs, n, r->res, (unsigned)look);
+    }
+    else {
+        pp_model_apply_batch(r->model, evs, n, r->res);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        r->rejected += r->res[i] != PP_APPLY_OK;
+    }
+}
+
+/* Decodes and applies the batch, a chunk at a time, timed. */
 static void flush(struct run *r)
 {
     if (r->n_batch == 0) {
         return;
     }
-    struct pp_event decoded;
     double t0 = now_s();
-    for (uint32_t i = 0; i < r->n_batch; i++) {
-        const struct pp_event *in = r->avro ? NULL : &r->evs[i];
-        if (r->avro) {
-            if (pp_codec_decode_event(r->codec, r->bytes + r->off[i], r->off[i + 1] - r->off[i],
-                                      &decoded, NULL, 0) != PP_DECODE_OK) {
+    for (uint32_t i = 0; i < r->n_batch; i += chunk) {
+        uint32_t end = r->n_batch - i > chunk ? i + chunk : r->n_batch;
+        int k = look_n ? (int)(r->chunks++ % (uint64_t)look_n) : 0;
+        int look = look_n ? look_d[k] : apply_single ? LOOK_SINGLE : LOOK_CHOSEN;
+        double tc = look_n ? now_s() : 0;
+        uint32_t n = 0;
+        for (uint32_t j = i; r->avro && j < end; j++) {
+            if (pp_codec_decode_event(r->codec, r->bytes + r->off[j], r->off[j + 1] - r->off[j],
+                                      &r->dec[n], NULL, 0) != PP_DECODE_OK) {
                 r->rejected++;
                 continue;
             }
-            in = &decoded;
+            n++;
         }
-        if (pp_model_apply(r->model, in) != PP_APPLY_OK) {
-            r->rejected++;
+        apply_chunk(r, r->avro ? r->dec : &r->evs[i], r->avro ? n : end - i, look);
+        if (look_n) {
+            r->look_s[k] += now_s() - tc;
+            r->look_ev[k] += end - i;
         }
     }
     r->apply_s += now_s() - t0;
@@ -207,6 +263,8 @@ struct result {
     double heap_per_customer; /* allocator's count, median of the runs */
     uint64_t events;
     struct pp_model_stats st;
+    double look_ns[LOOK_MAX]; /* --look-d: median ns/event per distance */
+    double look_min[LOOK_MAX], look_max[LOOK_MAX];
 };
 
 static void run_size(uint32_t customers, int days, int runs, int avro, struct pp_codec *codec,
@@ -219,7 +277,7 @@ static void run_size(uint32_t customers, int days, int runs, int avro, struct pp
         .first_day = pp_day_from_civil(2025, 1, 1),
         .seed = 7,
     };
-    double ns[16], tick[16], heap[16];
+    double ns[16], tick[16], heap[16], look[LOOK_MAX][16];
     for (int i = 0; i < runs; i++) {
         struct pp_model_conf mc;
         pp_model_conf_defaults(&mc);
@@ -233,7 +291,9 @@ static void run_size(uint32_t customers, int days, int runs, int avro, struct pp
         /* The batch buffers before the baseline: not the model's bytes. */
         r.bytes = avro ? malloc(BATCH_BYTES) : NULL;
         r.evs = avro ? NULL : malloc(BATCH * sizeof(struct pp_event));
-        if (r.bytes == NULL && r.evs == NULL) {
+        r.dec = avro ? malloc(chunk * sizeof(struct pp_event)) : NULL;
+        r.res = malloc(chunk * sizeof(*r.res));
+        if ((r.bytes == NULL && r.evs == NULL) || (avro && r.dec == NULL) || r.res == NULL) {
             fprintf(stderr, "bench_processor: out of memory\n");
             exit(1);
         }
@@ -242,6 +302,9 @@ static void run_size(uint32_t customers, int days, int runs, int avro, struct pp
         pp_scen_generate_load(&load, sink, &r);
         flush(&r);
         ns[i] = r.apply_s * 1e9 / (double)r.events;
+        for (int k = 0; k < look_n; k++) {
+            look[k][i] = r.look_s[k] * 1e9 / (double)(r.look_ev[k] ? r.look_ev[k] : 1);
+        }
         tick[i] = r.tick_s * 1e9 / ((double)r.ticks * (double)customers);
         res->events = r.events;
         res->st = *pp_model_stats(r.model);
@@ -252,6 +315,8 @@ static void run_size(uint32_t customers, int days, int runs, int avro, struct pp
         pp_model_destroy(r.model);
         free(r.bytes);
         free(r.evs);
+        free(r.dec);
+        free(r.res);
     }
     double sorted[16];
     memcpy(sorted, ns, sizeof(double) * (size_t)runs);
@@ -263,21 +328,43 @@ static void run_size(uint32_t customers, int days, int runs, int avro, struct pp
     res->tick_min = sorted[0];
     res->tick_max = sorted[runs - 1];
     res->heap_per_customer = median(heap, runs);
+    for (int k = 0; k < look_n; k++) {
+        res->look_ns[k] = median(look[k], runs); /* sorts look[k] */
+        res->look_min[k] = look[k][0];
+        res->look_max[k] = look[k][runs - 1];
+    }
+}
+
+/* --look-d: a comma-separated list of distances 0..21 and "single". */
+static int parse_look(const char *arg)
+{
+    char buf[128], *save = NULL;
+    snprintf(buf, sizeof(buf), "%s", arg);
+    look_n = 0;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *end;
+        long d = strcmp(tok, "single") == 0 ? LOOK_SINGLE : strtol(tok, &end, 10);
+        if (look_n == LOOK_MAX || (d != LOOK_SINGLE && (*end != '\0' || d < 0 || d > 21))) {
+            return -1;
+        }
+        look_d[look_n++] = (int)d;
+    }
+    return look_n ? 0 : -1;
 }
 
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"sizes", required_argument, 0, 's'},
-        {"days", required_argument, 0, 'd'},
-        {"runs", required_argument, 0, 'r'},
-        {"no-avro", no_argument, 0, 'n'},
-        {0, 0, 0, 0},
+        {"sizes", required_argument, 0, 's'},  {"days", required_argument, 0, 'd'},
+        {"runs", required_argument, 0, 'r'},   {"no-avro", no_argument, 0, 'n'},
+        {"apply", required_argument, 0, 'a'},  {"chunk", required_argument, 0, 'c'},
+        {"look-d", required_argument, 0, 'l'}, {0, 0, 0, 0},
     };
     char sizes[256] = "10000,100000,1000000";
     long days = 14, runs = 3;
     int avro = 1, c;
-    while ((c = getopt_long(argc, argv, "s:d:r:n", opts, NULL)) != -1) {
+    long chunk_arg = chunk;
+    while ((c = getopt_long(argc, argv, "s:d:r:na:c:l:", opts, NULL)) != -1) {
         switch (c) {
         case 's':
             snprintf(sizes, sizeof(sizes), "%s", optarg);
@@ -291,16 +378,35 @@ int main(int argc, char **argv)
         case 'n':
             avro = 0;
             break;
+        case 'a':
+            if (strcmp(optarg, "single") != 0 && strcmp(optarg, "batch") != 0) {
+                fprintf(stderr, "bench_processor: --apply batch or single\n");
+                return 2;
+            }
+            apply_single = strcmp(optarg, "single") == 0;
+            break;
+        case 'c':
+            chunk_arg = strtol(optarg, NULL, 10);
+            break;
+        case 'l':
+            if (parse_look(optarg) != 0) {
+                fprintf(stderr, "bench_processor: --look-d takes up to %d of 0..21 or single\n",
+                        LOOK_MAX);
+                return 2;
+            }
+            break;
         default:
             fprintf(stderr, "usage: bench_processor [--sizes N,N,...] [--days N] [--runs N] "
-                            "[--no-avro]\n");
+                            "[--no-avro] [--apply batch|single] [--chunk N] "
+                            "[--look-d D,D,...]\n");
             return 2;
         }
     }
-    if (days < 2 || days > 365 || runs < 1 || runs > 16) {
-        fprintf(stderr, "bench_processor: --days 2..365, --runs 1..16\n");
+    if (days < 2 || days > 365 || runs < 1 || runs > 16 || chunk_arg < 1 || chunk_arg > CHUNK_MAX) {
+        fprintf(stderr, "bench_processor: --days 2..365, --runs 1..16, --chunk 1..%d\n", CHUNK_MAX);
         return 2;
     }
+    chunk = (uint32_t)chunk_arg;
     char err[256];
     struct pp_schema_catalog *cat = pp_schema_catalog_new(err, sizeof(err));
     struct pp_codec *codec = cat ? pp_codec_new(cat, NULL) : NULL;
@@ -313,6 +419,15 @@ int main(int argc, char **argv)
     printf("processor core benchmark: %s, %ld event days, median of %ld runs, one core\n",
            avro ? "Confluent-framed Avro decode + validation + model" : "model only (no Avro)",
            days, runs);
+    if (look_n) {
+        printf("apply path: in turn per chunk of %u events (--look-d), each timed apart\n", chunk);
+    }
+    else {
+        printf("apply path: %s, %u events per call\n",
+               apply_single ? "pp_model_apply, one event per call (--apply single)"
+                            : "pp_model_apply_batch (lookahead)",
+               apply_single ? 1u : chunk);
+    }
     printf("%10s %10s %12s %10s %18s %10s %16s %8s %8s %8s %8s\n", "customers", "events",
            "events/s", "ns/event", "(min..max)", "tick ns", "(min..max)", "B/cust", "alloc B",
            "B/part", "B/link");
@@ -333,6 +448,17 @@ int main(int argc, char **argv)
                n, (unsigned long long)res.events, 1e9 / res.ns_per_event, res.ns_per_event,
                res.ns_min, res.ns_max, res.tick_ns_per_customer, res.tick_min, res.tick_max,
                per_cust, res.heap_per_customer, res.st.bytes_per_partner, res.st.bytes_per_link);
+        for (int k = 0; k < look_n; k++) {
+            char name[32];
+            if (look_d[k] == LOOK_SINGLE) {
+                snprintf(name, sizeof(name), "%s", "single");
+            }
+            else {
+                snprintf(name, sizeof(name), "d=%d", look_d[k]);
+            }
+            printf("%10s look-ahead %-7s %8.1f ns/event (%.1f..%.1f), chunks taken in turn\n", "",
+                   name, res.look_ns[k], res.look_min[k], res.look_max[k]);
+        }
         fflush(stdout);
         if (first_ns == 0) {
             first_ns = res.ns_per_event;

@@ -1076,6 +1076,139 @@ enum pp_apply_result pp_cstage_apply(struct pp_cstage *s, const struct pp_event 
     return r;
 }
 
+/* ---- applying a batch: software pipelining -------------------------------- */
+
+/* pp_cstage_apply requests the dedup slot and the id map slot of the event it
+ * is about to apply: the two misses overlap, but the event still waits for
+ * one memory latency, and its customer's record can only be requested once
+ * the id map slot has arrived (it names the record). With the events of a
+ * batch at hand, each of those loads is requested several events before the
+ * event is applied, so that it has arrived by then:
+ *   - LOOK_D * 3 events ahead (look_hash): the event's day, dedup key and
+ *     customer id hash; its dedup slot and id map slot are requested;
+ *   - LOOK_D * 2 ahead (look_slot): the id map slot, arrived meanwhile, names
+ *     the customer (a guess: pp_idmap_peek does not compare the key); its
+ *     record and its key's pointer are requested;
+ *   - LOOK_D ahead (look_cust): the record has arrived: the parts this
+ *     event's apply will touch (its ring cell, support days or tranches and
+ *     links) and the key string are requested.
+ * Every one of these only reads and prefetches; whatever the batch's earlier
+ * events change in between (a new customer, a grown table, a day started)
+ * makes a hint useless at worst, never wrong: the events are then applied
+ * one by one by apply_event, exactly as pp_cstage_apply applies them.
+ * LOOK_D was chosen by measurement (bench_processor --look-d,
+ * docs/performance.md "The batched path"). */
+#define LOOK_D    4
+#define LOOK_RING 64 /* a power of two > 3 * the largest distance (pp_cstage_apply_batch_d) */
+
+_Static_assert(LOOK_RING > 3 * LOOK_D && (LOOK_RING & (LOOK_RING - 1)) == 0, "look-ahead ring");
+
+struct look {
+    const char *cid; /* the event's customer id, and its hash */
+    uint64_t h;
+    uint64_t key; /* event_key */
+    int32_t day;
+    uint32_t ci; /* the customer as peeked, UINT32_MAX unknown */
+};
+
+static void look_hash(const struct pp_cstage *s, const struct pp_event *ev, struct look *lk)
+{
+    lk->day = pp_day_from_ms(ev->occurred_at_ms);
+    lk->key = event_key(ev);
+    const struct dedup_day *dd = &s->dedup[slot_of(s, lk->day)];
+    if (dd->day == lk->day && dd->cap > 0) {
+        PREFETCH(&dd->keys[lk->key & (dd->cap - 1)]);
+    }
+    lk->cid = pp_event_customer_id(ev);
+    lk->h = pp_hash_str(lk->cid);
+    pp_idmap_prefetch(s->customer_ids, lk->h);
+}
+
+static void look_slot(const struct pp_cstage *s, struct look *lk)
+{
+    lk->ci = pp_idmap_peek(s->customer_ids, lk->h);
+    if (lk->ci < pp_idmap_count(s->customer_ids)) {
+        const char *c = (const char *)&s->customers[lk->ci];
+        PREFETCH(c);
+        PREFETCH(c + sizeof(struct customer) - 1);
+        pp_idmap_prefetch_key(s->customer_ids, lk->ci);
+    }
+}
+
+static void look_cust(const struct pp_cstage *s, const struct pp_event *ev, const struct look *lk)
+{
+    /* Every index below count has its record (customer_intern, restore). */
+    if (lk->ci >= pp_idmap_count(s->customer_ids)) {
+        return;
+    }
+    const struct customer *c = &s->customers[lk->ci];
+    PREFETCH(pp_idmap_key(s->customer_ids, lk->ci));
+    switch (ev->type) {
+    case PP_EV_CONSUMPTION:
+        PREFETCH(c->blk + s->w.nwin * sizeof(struct wsum) +
+                 (size_t)slot_of(s, lk->day) * (c->wide ? 4 : 2));
+        break;
+    case PP_EV_SUPPORT:
+        if (c->sup != NULL) {
+            PREFETCH(c->sup);
+        }
+        else {
+            PREFETCH(c->blk + s->w.nwin * sizeof(struct wsum));
+        }
+        break;
+    default:
+        if (c->tr != NULL) {
+            PREFETCH(c->tr);
+        }
+        if (c->links != NULL) {
+            PREFETCH(c->links);
+        }
+        break;
+    }
+}
+
+/* The loop of both entry points below; d, a constant in
+ * pp_cstage_apply_batch, is folded in where this is inlined. */
+static inline void apply_batch(struct pp_cstage *s, const struct pp_event *evs, size_t n,
+                               enum pp_apply_result *res, size_t d)
+{
+    struct look ring[LOOK_RING];
+    size_t a = 0, b = 0, c = 0; /* the next event of each look-ahead stage */
+    for (size_t i = 0; i < n; i++) {
+        size_t lim = n - i > 3 * d ? i + 3 * d + 1 : n;
+        for (; a < lim; a++) {
+            look_hash(s, &evs[a], &ring[a % LOOK_RING]);
+        }
+        lim = n - i > 2 * d ? i + 2 * d + 1 : n;
+        for (; b < lim; b++) {
+            look_slot(s, &ring[b % LOOK_RING]);
+        }
+        lim = n - i > d ? i + d + 1 : n;
+        for (; c < lim; c++) {
+            look_cust(s, &evs[c], &ring[c % LOOK_RING]);
+        }
+        /* As pp_cstage_apply: customer_intern takes the hash from pre_h. */
+        const struct look *lk = &ring[i % LOOK_RING];
+        s->pre_id = lk->cid;
+        s->pre_h = lk->h;
+        res[i] = apply_event(s, &evs[i], lk->day, lk->key);
+        s->pre_id = NULL;
+    }
+}
+
+void pp_cstage_apply_batch(struct pp_cstage *s, const struct pp_event *evs, size_t n,
+                           enum pp_apply_result *res)
+{
+    apply_batch(s, evs, n, res, LOOK_D);
+}
+
+void pp_cstage_apply_batch_d(struct pp_cstage *s, const struct pp_event *evs, size_t n,
+                             enum pp_apply_result *res, unsigned d)
+{
+    /* d = 0 still looks at each event just before applying it. */
+    apply_batch(s, evs, n, res, d * 3 < LOOK_RING ? d : (LOOK_RING - 1) / 3);
+}
+
 /* ---- evaluation: tranches on a day ---------------------------------------- */
 
 struct spans {

@@ -272,6 +272,34 @@ enum pp_apply_result pp_model_apply(struct pp_model *m, const struct pp_event *e
     return r;
 }
 
+/* The stage queues a deal's records in apply order and nothing in it reads
+ * the partners stage, so handing them over once, after the batch, gives the
+ * ledger what a drain after each deal gives it. */
+static void drain_deals(struct pp_model *m, const struct pp_event *evs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (evs[i].type == PP_EV_DEAL) {
+            m->cb = NULL;
+            pp_cstage_drain(m->c, forward, m);
+            return;
+        }
+    }
+}
+
+void pp_model_apply_batch(struct pp_model *m, const struct pp_event *evs, size_t n,
+                          enum pp_apply_result *res)
+{
+    pp_cstage_apply_batch(m->c, evs, n, res);
+    drain_deals(m, evs, n);
+}
+
+void pp_model_apply_batch_d(struct pp_model *m, const struct pp_event *evs, size_t n,
+                            enum pp_apply_result *res, unsigned d)
+{
+    pp_cstage_apply_batch_d(m->c, evs, n, res, d);
+    drain_deals(m, evs, n);
+}
+
 void pp_model_advance(struct pp_model *m, int64_t watermark_ms, pp_alert_cb *cb, void *opaque)
 {
     m->cb = cb;

@@ -564,4 +564,12 @@ void pp_pstage_cohort_fit(struct pp_pstage *m);
 void pp_pstage_customer_init(struct pp_pstage *m, uint32_t idx);
 int pp_pstage_pair_get(struct pp_pstage *m, uint32_t ci, int32_t pi, bool create);
 
+/* pp_cstage_apply_batch / pp_model_apply_batch with the look-ahead distance
+ * d (0..21) instead of the one chosen: for bench_processor's --look-d, which
+ * compares distances batch by batch within one run. */
+void pp_cstage_apply_batch_d(struct pp_cstage *s, const struct pp_event *evs, size_t n,
+                             enum pp_apply_result *res, unsigned d);
+void pp_model_apply_batch_d(struct pp_model *m, const struct pp_event *evs, size_t n,
+                            enum pp_apply_result *res, unsigned d);
+
 #endif
