@@ -94,6 +94,20 @@ struct pend_day {
     int64_t first; /* offset of the day's first record */
 };
 
+/* Events of a customers task are applied in batches of up to APPLY_BATCH
+ * (pp_cstage_apply_batch: with many customers, the memory an event needs is
+ * requested a few events ahead; one by one, each event waited for its
+ * customer's state in turn). A batch never outlives the consumer's wake-up:
+ * it is applied at its end (on_batch_end), and before anything else that
+ * reads or moves a stage (a tick, an exchange or input record, a rebalance,
+ * a commit). */
+#define APPLY_BATCH 64
+
+struct brec {
+    int64_t offset;
+    size_t key_off, key_len, val_off, val_len;
+};
+
 struct task {
     struct pp_topology *top;
     enum task_kind kind;
@@ -126,6 +140,13 @@ struct task {
     struct pend_day *pend;
     size_t pend_n, pend_cap;
     int64_t last_snap_ms;
+    /* customers: decoded events not applied yet (apply_later), with what a
+     * dead letter needs of their records: the key and value bytes copied */
+    struct pp_event *bev;
+    struct brec *brec;
+    size_t bn;
+    uint8_t *bbytes;
+    size_t bbytes_n, bbytes_cap;
 };
 
 struct pp_topology {
@@ -157,10 +178,11 @@ struct pp_topology {
      * from the same topic: how far ahead any input may be forwarded. */
     struct wm_src *gtask;
     size_t gtask_n, gtask_cap;
-    uint32_t n;             /* customers tasks = repartition partitions */
-    uint32_t sources_total; /* partitions of the input topics */
-    rd_kafka_t *prk;        /* the producer's handle */
-    rd_kafka_conf_t *plain; /* template for restore consumers */
+    uint32_t n;                   /* customers tasks = repartition partitions */
+    uint32_t sources_total;       /* partitions of the input topics */
+    rd_kafka_t *prk;              /* the producer's handle */
+    rd_kafka_topic_t *repart_rkt; /* dead letters of batched events name it */
+    rd_kafka_conf_t *plain;       /* template for restore consumers */
     struct pp_consumer *consumer;
     struct event *tick, *restore_ev;
     struct source *src[MAX_SOURCES];
@@ -384,6 +406,8 @@ static void stage_fresh(struct pp_topology *t, struct task *k)
     k->applied_next = -1;
     k->pend_n = 0;
     k->rt_dirty = false;
+    k->bn = 0; /* not applied: read again from the committed offsets */
+    k->bbytes_n = 0;
 }
 
 static int snap_cb(const void *key, size_t kl, const void *val, size_t vl, void *opaque)
@@ -459,6 +483,9 @@ static void task_free(struct task *k)
     pp_pstage_destroy(k->ps);
     free(k->wm);
     free(k->pend);
+    free(k->bev);
+    free(k->brec);
+    free(k->bbytes);
     free(k);
 }
 
@@ -1013,6 +1040,112 @@ static int64_t forwarded_upto(const struct pp_topology *t, const struct source *
     return -1;
 }
 
+/* Applies a customers task's batch (APPLY_BATCH). */
+static void apply_batch(struct pp_topology *t, struct task *k)
+{
+    size_t n = k->bn;
+    if (n == 0) {
+        return;
+    }
+    enum pp_apply_result res[APPLY_BATCH];
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pp_cstage_apply_batch(k->cs, k->bev, n, res);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double per_event =
+        ((double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9) / (double)n;
+    k->bn = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct brec *b = &k->brec[i];
+        t->applied++;
+        if (res[i] != PP_APPLY_OK) {
+            /* The record as the consumer handed it out (dead_letter reads
+             * its topic, partition, offset, key and value). */
+            rd_kafka_message_t m = {
+                .rkt = t->repart_rkt,
+                .partition = k->partition,
+                .offset = b->offset,
+                .payload = k->bbytes + b->val_off,
+                .len = b->val_len,
+                .key = b->key_len ? k->bbytes + b->key_off : NULL,
+                .key_len = b->key_len,
+            };
+            if (res[i] == PP_APPLY_TOO_LATE) {
+                dead_letter(t, &m, "too_late",
+                            "event day already evaluated (beyond allowed lateness)");
+            }
+            else {
+                char why[160];
+                snprintf(why, sizeof(why),
+                         "event day %d is beyond the state horizon of task %d (last evaluated "
+                         "day %d, watermark day %" PRId64 ")",
+                         (int)(k->bev[i].occurred_at_ms / 86400000), (int)k->partition,
+                         (int)pp_cstage_last_day(k->cs),
+                         k->watermark == INT64_MIN ? (int64_t)-1 : k->watermark / 86400000);
+                dead_letter(t, &m, "partition_skew", why);
+            }
+        }
+        if (t->env.event) {
+            t->env.event((int)k->bev[i].type, per_event, t->env.opaque);
+        }
+    }
+    k->next = k->brec[n - 1].offset + 1;
+    k->bbytes_n = 0;
+}
+
+/* Applies every pending batch: before anything reads or moves a stage. */
+static void apply_all(struct pp_topology *t)
+{
+    for (size_t i = 0; i < t->task_n; i++) {
+        if (t->task[i]->bn > 0) {
+            apply_batch(t, t->task[i]);
+        }
+    }
+}
+
+static void on_batch_end(void *opaque)
+{
+    apply_all(opaque);
+}
+
+static void bytes_put(struct task *k, const void *p, size_t n, size_t *off)
+{
+    if (k->bbytes_n + n > k->bbytes_cap) {
+        size_t cap = k->bbytes_cap ? k->bbytes_cap : 16384;
+        while (cap < k->bbytes_n + n) {
+            cap *= 2;
+        }
+        k->bbytes = pp_xrealloc(k->bbytes, cap);
+        k->bbytes_cap = cap;
+    }
+    *off = k->bbytes_n;
+    if (n > 0) {
+        memcpy(k->bbytes + k->bbytes_n, p, n);
+    }
+    k->bbytes_n += n;
+}
+
+/* Queues a decoded event of a customers task for the next batch. */
+static void apply_later(struct pp_topology *t, struct task *k, const struct pp_event *ev,
+                        const rd_kafka_message_t *rkm)
+{
+    if (k->bev == NULL) {
+        k->bev = pp_xmalloc(APPLY_BATCH * sizeof(*k->bev));
+        k->brec = pp_xmalloc(APPLY_BATCH * sizeof(*k->brec));
+    }
+    if (k->bn == APPLY_BATCH) {
+        apply_batch(t, k);
+    }
+    struct brec *b = &k->brec[k->bn];
+    k->bev[k->bn] = *ev;
+    b->offset = rkm->offset;
+    b->key_len = rkm->key_len;
+    b->val_len = rkm->len;
+    bytes_put(k, rkm->key, rkm->key_len, &b->key_off);
+    bytes_put(k, rkm->payload, rkm->len, &b->val_off);
+    k->bn++;
+}
+
 /* The consumer hands out the internal topics first (consumer.h levels): the
  * exchange (end-of-day records, the partners task's input), then the
  * repartition topic (events and ticks for the customers tasks), then the
@@ -1038,6 +1171,9 @@ static int on_raw(const rd_kafka_message_t *rkm, void *opaque)
     }
     t->progress = true;
     const char *topic = rd_kafka_topic_name(rkm->rkt);
+    if (strcmp(topic, t->repart) != 0) {
+        apply_all(t); /* an exchange or input record: the stages as they are */
+    }
     if (strcmp(topic, t->exchange) == 0) {
         struct task *k = task_find(t, TK_PARTNERS, rkm->partition);
         if (k == NULL) {
@@ -1074,6 +1210,7 @@ static int on_raw(const rd_kafka_message_t *rkm, void *opaque)
         size_t hl;
         const char *kind = header(rkm, "pp.kind", &hl);
         if (kind && hl == 2 && memcmp(kind, "wm", 2) == 0) {
+            apply_all(t); /* a tick may close days, of any task (release_capped) */
             on_tick_record(t, k, rkm);
             k->next = rkm->offset + 1;
             return PP_CONSUMER_DONE;
@@ -1089,37 +1226,8 @@ static enum pp_consumer_verdict on_event(const struct pp_event *ev, const rd_kaf
     const char *topic = rd_kafka_topic_name(rkm->rkt);
     if (strcmp(topic, t->repart) == 0) {
         struct task *k = task_find(t, TK_CUSTOMERS, rkm->partition);
-        if (k == NULL) {
-            return PP_CONSUMER_DONE;
-        }
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        t->applied++;
-        switch (pp_cstage_apply(k->cs, ev)) {
-        case PP_APPLY_OK:
-            break;
-        case PP_APPLY_TOO_LATE:
-            dead_letter(t, rkm, "too_late",
-                        "event day already evaluated (beyond allowed lateness)");
-            break;
-        case PP_APPLY_SKEWED: {
-            char why[160];
-            snprintf(why, sizeof(why),
-                     "event day %d is beyond the state horizon of task %d (last evaluated day %d, "
-                     "watermark day %" PRId64 ")",
-                     (int)(ev->occurred_at_ms / 86400000), (int)k->partition,
-                     (int)pp_cstage_last_day(k->cs),
-                     k->watermark == INT64_MIN ? (int64_t)-1 : k->watermark / 86400000);
-            dead_letter(t, rkm, "partition_skew", why);
-            break;
-        }
-        }
-        k->next = rkm->offset + 1;
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        if (t->env.event) {
-            t->env.event((int)ev->type,
-                         (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9,
-                         t->env.opaque);
+        if (k != NULL) {
+            apply_later(t, k, ev, rkm);
         }
         return PP_CONSUMER_DONE;
     }
@@ -1596,6 +1704,7 @@ static int commit_now(struct pp_topology *t)
         }
         return -1;
     }
+    apply_all(t);
     flush_changelogs(t);
     rd_kafka_topic_partition_list_t *offs = offsets_now(t);
     int rc = 0;
@@ -1784,6 +1893,7 @@ static void on_rebalance(const rd_kafka_topic_partition_list_t *parts, int assig
                          void *opaque)
 {
     struct pp_topology *t = opaque;
+    apply_all(t);
     if (!assigned && !lost) {
         /* Cooperative revocation: the work on these partitions is committed
          * before another instance may take them over. */
@@ -2320,6 +2430,7 @@ struct pp_topology *pp_topology_new(const struct pp_app_conf *conf,
         .on_raw = on_raw,
         .on_rebalance = on_rebalance,
         .level = topic_level,
+        .on_batch_end = on_batch_end,
         .opaque = t,
     };
     if (cc.rk_conf == NULL ||
@@ -2337,6 +2448,12 @@ struct pp_topology *pp_topology_new(const struct pp_app_conf *conf,
     }
     t->consumer = pp_consumer_new(&cc, errstr, errstr_size);
     if (t->consumer == NULL) {
+        goto fail;
+    }
+    t->repart_rkt = rd_kafka_topic_new(pp_consumer_handle(t->consumer), t->repart, NULL);
+    if (t->repart_rkt == NULL) {
+        snprintf(errstr, errstr_size, "cannot open topic %s: %s", t->repart,
+                 rd_kafka_err2str(rd_kafka_last_error()));
         goto fail;
     }
     t->tick = event_new(env->base, -1, EV_PERSIST, on_tick, t);
@@ -2399,6 +2516,9 @@ void pp_topology_destroy(struct pp_topology *t)
     }
     if (t->idle_ev) {
         event_free(t->idle_ev);
+    }
+    if (t->repart_rkt) {
+        rd_kafka_topic_destroy(t->repart_rkt);
     }
     pp_consumer_destroy(t->consumer);
     if (t->wmrk) {

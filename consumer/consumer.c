@@ -34,6 +34,7 @@ struct pp_consumer {
      * queue of each partition of a higher-level topic is forwarded here. */
     rd_kafka_queue_t *lq[PP_CONSUMER_LEVELS];
     pp_consumer_level_cb *level;
+    pp_consumer_batch_end_cb *on_batch_end;
     int pipe_fds[2];
     struct event *ev;
     struct pp_codec *codec;
@@ -319,6 +320,9 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
         rd_kafka_message_destroy(rkm);
         n++;
     }
+    if (n > 0 && c->on_batch_end) {
+        c->on_batch_end(c->opaque);
+    }
     if (n == BATCH || more) {
         /* More may be queued, and librdkafka only writes to the pipe when a
          * queue goes from empty to non-empty: come back after other events. */
@@ -342,6 +346,7 @@ struct pp_consumer *pp_consumer_new(struct pp_consumer_conf *cc, char *errstr, s
     c->on_raw = cc->on_raw;
     c->on_rebalance = cc->on_rebalance;
     c->level = cc->level;
+    c->on_batch_end = cc->on_batch_end;
     c->opaque = cc->opaque;
     c->retry_ms = SCHEMA_RETRY_MIN_MS;
     c->retry = evtimer_new(cc->base, on_retry, c);

@@ -66,6 +66,10 @@ typedef void(pp_consumer_rebalance_cb)(const rd_kafka_topic_partition_list_t *pa
  * records. */
 #define PP_CONSUMER_LEVELS 3
 typedef int(pp_consumer_level_cb)(const char *topic, void *opaque);
+/* Called after each batch of records handed out in one loop wake-up (up to
+ * 1 000): a caller that defers work per record (a batched apply) finishes
+ * it here, before any other event of the loop runs. */
+typedef void(pp_consumer_batch_end_cb)(void *opaque);
 
 struct pp_consumer_conf {
     rd_kafka_conf_t *rk_conf; /* taken over by pp_consumer_new, even on failure */
@@ -82,6 +86,7 @@ struct pp_consumer_conf {
     pp_consumer_raw_cb *on_raw;                 /* may be NULL */
     pp_consumer_rebalance_cb *on_rebalance;     /* may be NULL */
     pp_consumer_level_cb *level;                /* may be NULL: every topic at level 0 */
+    pp_consumer_batch_end_cb *on_batch_end;     /* may be NULL */
     void *opaque;
 };
 

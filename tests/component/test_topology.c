@@ -77,6 +77,8 @@ struct fixture {
     struct pp_model *model; /* the reference: one monolithic model */
     int64_t last_ms;
     struct list want, got;
+    struct pp_event first; /* the first event fed (the late event's model) */
+    bool has_first;
 };
 
 static void ref_alert(const struct pp_alert *a, void *opaque)
@@ -87,6 +89,10 @@ static void ref_alert(const struct pp_alert *a, void *opaque)
 static int feed(const struct pp_event *ev, void *opaque)
 {
     struct fixture *f = opaque;
+    if (!f->has_first) {
+        f->first = *ev;
+        f->has_first = true;
+    }
     char err[256];
     size_t len;
     const void *buf = pp_codec_encode_event(f->codec, ev, &len, err, sizeof(err));
@@ -180,6 +186,7 @@ struct run {
     struct fixture *f;
     struct event_base *base;
     time_t deadline;
+    struct pp_pipeline *pl;
 };
 
 /* Kafka API keys (rdkafka_protocol.h is not installed). */
@@ -230,7 +237,97 @@ static void check_done(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* Stops the loop once a dead letter is counted (or at the deadline). */
+static void check_dead(evutil_socket_t fd, short what, void *arg)
+{
+    struct run *r = arg;
+    (void)fd;
+    (void)what;
+    if (metric_value(r->pl, "partnerpulse_dead_letters_total{reason=\"too_late\"} ") >= 1 ||
+        time(NULL) > r->deadline) {
+        event_base_loopexit(r->base, NULL);
+    }
+}
+
+/* A copy of the first event, new id, months behind the watermark: produced
+ * after every alert is out, it must be dead-lettered as too_late, with its
+ * own bytes (the customers task applies events in batches and dead-letters
+ * after the batch, from a copy of the record). */
+static void produce_late(struct fixture *f, const char *id, const void **val, size_t *len)
+{
+    struct pp_event late = f->first;
+    snprintf(late.event_id, sizeof(late.event_id), "%s", id);
+    char err[256];
+    const void *buf = pp_codec_encode_event(f->codec, &late, len, err, sizeof(err));
+    assert_non_null(buf);
+    void *copy = malloc(*len);
+    memcpy(copy, buf, *len);
+    *val = copy;
+    assert_int_equal(rd_kafka_producev(f->feeder,
+                                       RD_KAFKA_V_TOPIC(pp_app_conf_topic_for(&f->conf, late.type)),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                       RD_KAFKA_V_KEY((void *)id, strlen(id)),
+                                       RD_KAFKA_V_VALUE(copy, *len), RD_KAFKA_V_END),
+                     0);
+    assert_int_equal(rd_kafka_flush(f->feeder, 10000), 0);
+}
+
+/* The dead-letter topic holds exactly one record, the late event's bytes,
+ * reason too_late, from the repartition topic. */
+static void check_dead_letter(struct fixture *f, const void *val, size_t len)
+{
+    char err[512];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rd_kafka_conf_set(c, "bootstrap.servers", rd_kafka_mock_cluster_bootstraps(f->mc), NULL, 0);
+    rd_kafka_conf_set(c, "group.id", "dlq-reader", NULL, 0);
+    rd_kafka_conf_set(c, "auto.offset.reset", "earliest", NULL, 0);
+    rd_kafka_conf_set(c, "enable.partition.eof", "true", NULL, 0);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof(err));
+    assert_non_null(rk);
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(3);
+    for (int p = 0; p < 3; p++) {
+        rd_kafka_topic_partition_list_add(parts, f->conf.topic_dlq, p)->offset =
+            RD_KAFKA_OFFSET_BEGINNING;
+    }
+    assert_int_equal(rd_kafka_assign(rk, parts), 0);
+    rd_kafka_topic_partition_list_destroy(parts);
+    int found = 0, eofs = 0;
+    time_t deadline = time(NULL) + 20;
+    while (eofs < 3 && time(NULL) < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        if (m == NULL) {
+            continue;
+        }
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            eofs++;
+        }
+        else if (!m->err) {
+            rd_kafka_headers_t *h = NULL;
+            const void *v;
+            size_t vs;
+            assert_int_equal(rd_kafka_message_headers(m, &h), 0);
+            assert_int_equal(rd_kafka_header_get_last(h, "pp.reason", &v, &vs), 0);
+            assert_int_equal(vs, strlen("too_late"));
+            assert_memory_equal(v, "too_late", vs);
+            assert_int_equal(m->len, len);
+            assert_memory_equal(m->payload, val, len);
+            found++;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    assert_int_equal(found, 1);
+}
+
+static void run_story_ex2(const char *guarantee, bool faults, bool late);
+
 static void run_story_ex(const char *guarantee, bool faults)
+{
+    run_story_ex2(guarantee, faults, false);
+}
+
+static void run_story_ex2(const char *guarantee, bool faults, bool late)
 {
     struct fixture *f = fixture_new(guarantee);
     struct pp_scen_conf sc;
@@ -248,7 +345,7 @@ static void run_story_ex(const char *guarantee, bool faults)
         fail_msg("pipeline: %s", err);
     }
     assert_true(pp_pipeline_tasks(pl));
-    struct run r = {f, base, time(NULL) + 90};
+    struct run r = {f, base, time(NULL) + 90, pl};
     struct event *ev = event_new(base, -1, EV_PERSIST, check_done, &r);
     struct timeval tv = {0, 100000};
     event_add(ev, &tv);
@@ -270,7 +367,24 @@ static void run_story_ex(const char *guarantee, bool faults)
         assert_true(metric_value(pl, "partnerpulse_transactions_total{result=\"aborted\"} ") >= 1);
         event_free(inj);
     }
+    const void *late_val = NULL;
+    size_t late_len = 0;
+    if (late) {
+        assert_true(metric_value(pl, "partnerpulse_dead_letters_total{reason=\"too_late\"} ") < 1);
+        event_del(ev); /* every alert is in: check_done would stop at once */
+        produce_late(f, "late-1", &late_val, &late_len);
+        struct event *dead = event_new(base, -1, EV_PERSIST, check_dead, &r);
+        r.deadline = time(NULL) + 30;
+        event_add(dead, &tv);
+        event_base_dispatch(base);
+        event_free(dead);
+        assert_false(pp_pipeline_failed(pl));
+    }
     assert_int_equal(pp_pipeline_shutdown(pl, 10000), 0);
+    if (late) {
+        check_dead_letter(f, late_val, late_len);
+        free((void *)late_val);
+    }
     event_free(ev);
     pp_pipeline_destroy(pl);
     event_base_free(base);
@@ -315,6 +429,14 @@ static void test_exactly_once_calls(void **state)
     run_story("exactly_once");
 }
 
+/* An event months late, after every alert: dead-lettered too_late with its
+ * own bytes, the alerts unchanged. */
+static void test_late_event_dead_lettered(void **state)
+{
+    (void)state;
+    run_story_ex2("exactly_once", false, true);
+}
+
 /* Transactional errors in the middle of the run: aborted, rewound, done
  * again; the instance keeps running and every alert is there. */
 static void test_exactly_once_aborts(void **state)
@@ -328,6 +450,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_at_least_once),
         cmocka_unit_test(test_exactly_once_calls),
+        cmocka_unit_test(test_late_event_dead_lettered),
         cmocka_unit_test(test_exactly_once_aborts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
