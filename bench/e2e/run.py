@@ -289,32 +289,18 @@ class Replayer:
         n, t0 = 0, time.monotonic()
         next_day = None  # smallest day D whose boundary has not been passed yet
 
-        def acked_for(days: range):
+        def on_ack(*marks):
+            """A delivery callback: for each (per_day, days, cap), the days not
+            marked yet get the acknowledgement time (at most cap)."""
             def cb(err, msg):
                 if err is not None:
                     self.errors += 1
                     return
                 now = time.time()
-                for d in days:
-                    self.boundary_acked.setdefault(d, now)
-            return cb
-
-        def released_for(tp, days: range, idle_at: float | None):
-            per_day = self.released.setdefault(tp, {})
-
-            def cb(err, msg):
-                if err is not None:
-                    self.errors += 1
-                    return
-                now = time.time()
-                for d in days:
-                    per_day[d] = now if idle_at is None else min(now, idle_at)
-            return cb
-
-        def both(a, b):
-            def cb(err, msg):
-                a(err, msg)
-                b(err, msg)
+                for per_day, days, cap in marks:
+                    t = now if cap is None else min(now, cap)
+                    for d in days:
+                        per_day.setdefault(d, t)
             return cb
 
         produce, poll = self.producer.produce, self.producer.poll
@@ -326,9 +312,9 @@ class Replayer:
             day = (ts - LATENESS_MS) // DAY_MS - 1  # the last day this event can close
             if next_day is None:
                 next_day = day + 1  # days up to `day` hold no event: nothing to close
-            kw = {}
+            marks = []
             if day >= next_day:
-                kw["on_delivery"] = acked_for(range(next_day, day + 1))
+                marks.append((self.boundary_acked, range(next_day, day + 1), None))
                 next_day = day + 1
             # The partition librdkafka's consistent partitioner picks (CRC32 of
             # the key), chosen here so that the release times are per partition.
@@ -338,10 +324,12 @@ class Replayer:
             prev = last_sent.get(tp)
             now = time.time()
             if prev is not None and rday > prev[0]:
-                # The days prev[0] .. rday-1 are released by this record.
-                cb = released_for(tp, range(prev[0], rday), prev[1] + self.idle_s)
-                kw["on_delivery"] = both(kw["on_delivery"], cb) if kw else cb
+                # The days prev[0] .. rday-1 are released by this record, or
+                # by the partition turning idle if that came first.
+                marks.append((self.released.setdefault(tp, {}), range(prev[0], rday),
+                              prev[1] + self.idle_s))
             last_sent[tp] = (rday, now)
+            kw = {"on_delivery": on_ack(*marks)} if marks else {}
             while True:
                 try:
                     produce(topics[kind], key=key, value=value, timestamp=ts, partition=p, **kw)
