@@ -644,6 +644,7 @@ class Completion:
         want_wm = self.scenario.last_event_ms / 1000.0
         deadline = time.monotonic() + timeout
         quiet_since = None
+        caught_since = None  # caught up since (the quiet period counts from then too)
         seen = -1
         state = "starting"
         while True:
@@ -661,7 +662,15 @@ class Completion:
                          and self.watermark_s >= want_wm
                          and (self.last_day is None
                               or self.last_day >= self.scenario.closable_through))
-            if caught_up and time.monotonic() - quiet_since >= QUIET_S:
+            # Quiet for QUIET_S since the last alert AND since catching up: the
+            # last day's evaluation can come after a long quiet stretch (a
+            # partners task restored far behind, evaluating months at once),
+            # and its alerts' transaction commits just after it.
+            if not caught_up:
+                caught_since = None
+            elif caught_since is None:
+                caught_since = time.monotonic()
+            if caught_up and time.monotonic() - max(quiet_since, caught_since) >= QUIET_S:
                 fleet.event(f"complete: input lag 0, watermark "
                             f"{fmt_s(self.watermark_s)}, {n} alert records, unchanged "
                             f"for {QUIET_S:.0f}s")
