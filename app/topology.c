@@ -1171,7 +1171,8 @@ static int on_raw(const rd_kafka_message_t *rkm, void *opaque)
     }
     t->progress = true;
     const char *topic = rd_kafka_topic_name(rkm->rkt);
-    if (strcmp(topic, t->repart) != 0) {
+    bool repart = strcmp(topic, t->repart) == 0; /* most records: compared once */
+    if (!repart) {
         apply_all(t); /* an exchange or input record: the stages as they are */
     }
     if (strcmp(topic, t->exchange) == 0) {
@@ -1186,7 +1187,7 @@ static int on_raw(const rd_kafka_message_t *rkm, void *opaque)
         k->next = rkm->offset + 1;
         return PP_CONSUMER_DONE;
     }
-    if (strcmp(topic, t->repart) == 0) {
+    if (repart) {
         struct task *k = task_find(t, TK_CUSTOMERS, rkm->partition);
         if (k == NULL) {
             return PP_CONSUMER_DONE;
