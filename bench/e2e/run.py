@@ -617,6 +617,13 @@ def latency_run(args, broker: Broker, work: pathlib.Path, records: list, rate: f
             if len(seen) != last:
                 last, quiet = len(seen), time.monotonic()
         cpu, hwm = svc.cpu_seconds(), svc.vm_hwm_kib()
+        text = svc.metrics()
+        txns = metric_sum(text, 'partnerpulse_transactions_total{result="committed"}')
+        csum = metric_sum(text, "partnerpulse_commit_seconds_sum")
+        ccount = metric_sum(text, "partnerpulse_commit_seconds_count")
+        if ccount:
+            log(f"commits: {ccount:.0f} in the run ({ccount / secs:.1f}/s during the replay), "
+                f"mean {1000 * csum / ccount:.0f} ms; transactions committed: {txns or 0:.0f}")
     finally:
         stop.set()
         svc.stop()
