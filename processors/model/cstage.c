@@ -196,7 +196,7 @@ void pp_cust_relayout(const struct pp_windows *w, struct customer *c, bool wide,
     n.wide = wide;
     n.dense_sup = dense_sup;
     n.blk = pp_xcalloc(1, pp_cust_blk_bytes(w, wide, dense_sup));
-    memcpy(n.blk, c->blk, w->nwin * sizeof(struct wsum));
+    memcpy(n.blk, c->blk, cust_sums_bytes(w));
     for (uint32_t i = 0; i < w->width; i++) {
         cust_set_active(w, &n, i, cust_active(w, c, i));
     }
@@ -1145,15 +1145,14 @@ static void look_cust(const struct pp_cstage *s, const struct pp_event *ev, cons
     PREFETCH(pp_idmap_key(s->customer_ids, lk->ci));
     switch (ev->type) {
     case PP_EV_CONSUMPTION:
-        PREFETCH(c->blk + s->w.nwin * sizeof(struct wsum) +
-                 (size_t)slot_of(s, lk->day) * (c->wide ? 4 : 2));
+        PREFETCH(c->blk + cust_sums_bytes(&s->w) + (size_t)slot_of(s, lk->day) * (c->wide ? 4 : 2));
         break;
     case PP_EV_SUPPORT:
         if (c->sup != NULL) {
             PREFETCH(c->sup);
         }
         else {
-            PREFETCH(c->blk + s->w.nwin * sizeof(struct wsum));
+            PREFETCH(c->blk + cust_sums_bytes(&s->w));
         }
         break;
     default:
@@ -1422,6 +1421,25 @@ static void credit_shares(const struct pp_cstage *s, struct customer *c, const s
     }
 }
 
+/* The sums since `since` (cust_since) after finalizing `day` with these
+ * values: restarted on the first day, nothing without one. */
+static void since_add(struct wsum *ws, int32_t since, int32_t day, uint32_t act, uint32_t wt,
+                      const uint8_t cnt[4])
+{
+    if (since == NO_DAY || since == day) {
+        memset(ws, 0, sizeof(*ws));
+    }
+    if (since == NO_DAY) {
+        return;
+    }
+    ws->active += act;
+    ws->wt += wt;
+    ws->opened += cnt[0];
+    ws->esc += cnt[1];
+    ws->resp += cnt[2];
+    ws->pos += cnt[3];
+}
+
 /* pool: add the day to today's cohort partial (false when catching up a
  * restored customer: that day's partials were sent long ago). */
 static void finalize_customer(struct pp_cstage *s, struct customer *c, int32_t day, bool pool)
@@ -1530,6 +1548,9 @@ static void finalize_customer(struct pp_cstage *s, struct customer *c, int32_t d
             c->mature_since = day;
         }
     }
+    struct wsum *since = cust_since(&s->w, c);
+    since_add(&since[0], c->band_since, day, act, wt, cnt);
+    since_add(&since[1], c->mature_since, day, act, wt, cnt);
     if (pool && c->product >= 0 && c->band >= 0) {
         struct cpart_int *cp = &s->today[(size_t)c->product * N_BANDS + (size_t)c->band];
         cp->wt += wt;
@@ -1595,41 +1616,15 @@ void pp_cstage_settle(struct pp_cstage *s)
 
 /* ---- evaluation: step 2, the assessments ----------------------------------- */
 
-/* The sums over [since, day] read back from the rings, for the windows
- * that all need the same ones (see own_since). */
-struct scan {
-    bool done;
-    struct pp_xown v;
-};
-
-/* The customer's own sums over the days of window w (ending on `day`) from
- * `since` on: the whole window when it has been in the pool all along (the
- * usual case, O(1)); after a band change only the days it has spent in the
- * pool since (read back from the rings, for at most one window's days).
- * Those are [since, day] whatever the window: read once per `since`, kept
- * in *scan for the other windows. */
-static void own_since(const struct pp_cstage *s, const struct customer *c, uint32_t w, int32_t day,
-                      int32_t since, struct pp_xown *out, struct scan *scan)
+/* The sums over the finalized days [from, to] read back from the rings
+ * (days the rings still hold). */
+static void scan_days(const struct pp_cstage *s, const struct customer *c, int32_t from, int32_t to,
+                      struct wsum *out)
 {
-    int32_t from = day - (int32_t)s->w.win[w] + 1;
-    if (scan && scan->done && since != NO_DAY && since > from) {
-        *out = scan->v;
-        return;
-    }
-    if (since == NO_DAY || since <= from) {
-        const struct wsum *ws = &cust_sums(&s->w, c)[w];
-        out->active = ws->active;
-        out->wt = ws->wt;
-        out->opened = ws->opened;
-        out->esc = ws->esc;
-        out->resp = ws->resp;
-        out->pos = ws->pos;
-        return;
-    }
     /* Locals: out may alias the byte rings as far as C knows. */
     uint64_t active = 0;
     uint32_t wt = 0, opened = 0, esc = 0, resp = 0, pos = 0;
-    for (int32_t d = since; d <= day; d++) {
+    for (int32_t d = from; d <= to; d++) {
         uint32_t sl = slot_of(s, d);
         uint32_t a = cust_active(&s->w, c, sl);
         active += a == NO_ACTIVE ? 0 : a;
@@ -1644,7 +1639,7 @@ static void own_since(const struct pp_cstage *s, const struct customer *c, uint3
     }
     for (uint32_t i = 0; !c->dense_sup && i < c->n_sup; i++) {
         const struct sday *e = &c->sup[i];
-        if (e->day >= since && e->day <= day) {
+        if (e->day >= from && e->day <= to) {
             wt += e->wt;
             opened += e->cnt[0];
             esc += e->cnt[1];
@@ -1652,16 +1647,45 @@ static void own_since(const struct pp_cstage *s, const struct customer *c, uint3
             pos += e->cnt[3];
         }
     }
-    out->active = active;
-    out->wt = wt;
-    out->opened = opened;
-    out->esc = esc;
-    out->resp = resp;
-    out->pos = pos;
-    if (scan) {
-        scan->v = *out;
-        scan->done = true;
+    *out = (struct wsum){active, wt, opened, esc, resp, pos};
+}
+
+void pp_cust_since_rebuild(const struct pp_cstage *s, struct customer *c)
+{
+    struct wsum *since = cust_since(&s->w, c);
+    const int32_t days[2] = {c->band_since, c->mature_since};
+    for (int i = 0; i < 2; i++) {
+        memset(&since[i], 0, sizeof(since[i]));
+        if (days[i] == NO_DAY || c->done == NO_DAY || days[i] > c->done) {
+            continue;
+        }
+        /* Days older than the rings' span are gone: own_since reads these
+         * sums only while `since` is within the longest window, which the
+         * span covers, so a sum that starts earlier is never read. */
+        int32_t from = days[i];
+        if (from < c->done - (int32_t)s->w.span + 1) {
+            from = c->done - (int32_t)s->w.span + 1;
+        }
+        scan_days(s, c, from, c->done, &since[i]);
     }
+}
+
+/* The customer's own sums over the days of window w (ending on `day`) from
+ * `since` on: the whole window when it has been in the pool all along (the
+ * usual case); after a band change only the days it has spent in the pool
+ * since: [since, day] whatever the window, kept as the days are finalized
+ * (cust_since: `since_sum`), so both cases are O(1). */
+static void own_since(const struct pp_cstage *s, const struct customer *c, uint32_t w, int32_t day,
+                      int32_t since, const struct wsum *since_sum, struct pp_xown *out)
+{
+    int32_t from = day - (int32_t)s->w.win[w] + 1;
+    const struct wsum *ws = since != NO_DAY && since > from ? since_sum : &cust_sums(&s->w, c)[w];
+    out->active = ws->active;
+    out->wt = ws->wt;
+    out->opened = ws->opened;
+    out->esc = ws->esc;
+    out->resp = ws->resp;
+    out->pos = ws->pos;
 }
 
 static void xsig_set(struct pp_xsig *x, struct pp_sig s)
@@ -1731,17 +1755,17 @@ static void customer_facts(const struct pp_cstage *s, const struct customer *c, 
     const uint32_t ws[PP_XW__COUNT] = {s->w.w_load_s, s->w.w_load_l, s->w.w_ratio_s,
                                        s->w.w_ratio_l};
     bool pooled = c->product >= 0 && c->band >= 0;
-    struct scan band_scan = {.done = false}, mature_scan = {.done = false};
+    const struct wsum *since = cust_since(&s->w, c);
     for (int i = 0; i < PP_XW__COUNT; i++) {
-        own_since(s, c, ws[i], day, NO_DAY, &x->win[i], NULL);
+        own_since(s, c, ws[i], day, NO_DAY, NULL, &x->win[i]);
         if (pooled) {
-            own_since(s, c, ws[i], day, c->band_since, &x->band_own[i], &band_scan);
+            own_since(s, c, ws[i], day, c->band_since, &since[0], &x->band_own[i]);
         }
         else {
             memset(&x->band_own[i], 0, sizeof(x->band_own[i]));
         }
         if (pooled && c->band >= 1) {
-            own_since(s, c, ws[i], day, c->mature_since, &x->mature_own[i], &mature_scan);
+            own_since(s, c, ws[i], day, c->mature_since, &since[1], &x->mature_own[i]);
         }
         else {
             memset(&x->mature_own[i], 0, sizeof(x->mature_own[i]));

@@ -544,6 +544,9 @@ static int read_customer(struct pp_cstage *s, const char *id, const uint8_t *val
             pp_cstage_dedup_restore(s, day, key);
         }
     }
+    if (r.err == NULL) {
+        pp_cust_since_rebuild(s, c); /* not in the record: the rings hold them */
+    }
     return r_done(&r, "customer", errstr, errstr_size);
 }
 

@@ -129,7 +129,8 @@ struct sday {
 /* A customer's window sums and day rings live in one block (cust_* below
  * read and write them):
  *
- *   nwin x struct wsum | active seats, width slots | [dense support only:
+ *   nwin x struct wsum | 2 x struct wsum (the sums since band_since and since
+ *   mature_since) | active seats, width slots | [dense support only:
  *   severity-weighted tickets opened, width slots | width x 4 counters]
  *
  * A ring cell is as narrow as the customer's values allow: active seats in
@@ -188,6 +189,13 @@ static inline struct ent_snap *cust_ent(struct customer *c, uint32_t i)
     return i == 0 ? &c->ent0 : &c->ent[i - 1];
 }
 
+/* The sums at the head of a customer's block: one per window, then the
+ * sums of the days since band_since and since mature_since (cust_since). */
+static inline size_t cust_sums_bytes(const struct pp_windows *w)
+{
+    return (w->nwin + 2) * sizeof(struct wsum);
+}
+
 /* Bytes of a customer's block of sums and rings. */
 static inline size_t pp_cust_blk_bytes(const struct pp_windows *w, bool wide, bool dense_sup)
 {
@@ -195,7 +203,7 @@ static inline size_t pp_cust_blk_bytes(const struct pp_windows *w, bool wide, bo
     if (dense_sup) {
         slot += wide ? 6 : 5;
     }
-    return w->nwin * sizeof(struct wsum) + (size_t)w->width * slot;
+    return cust_sums_bytes(w) + (size_t)w->width * slot;
 }
 
 static inline struct wsum *cust_sums(const struct pp_windows *w, const struct customer *c)
@@ -204,10 +212,19 @@ static inline struct wsum *cust_sums(const struct pp_windows *w, const struct cu
     return (struct wsum *)(void *)c->blk;
 }
 
+/* The sums over [band_since, done] ([0]) and [mature_since, done] ([1]),
+ * kept as days are finalized (zero while the customer has no such day):
+ * what a window's own sums are when the customer joined its pool within the
+ * window (cstage.c own_since). */
+static inline struct wsum *cust_since(const struct pp_windows *w, const struct customer *c)
+{
+    return (struct wsum *)(void *)c->blk + w->nwin;
+}
+
 static inline uint32_t cust_active(const struct pp_windows *w, const struct customer *c,
                                    uint32_t sl)
 {
-    const char *r = c->blk + w->nwin * sizeof(struct wsum);
+    const char *r = c->blk + cust_sums_bytes(w);
     if (c->wide) {
         return ((const uint32_t *)(const void *)r)[sl];
     }
@@ -218,7 +235,7 @@ static inline uint32_t cust_active(const struct pp_windows *w, const struct cust
 /* Dense support only: weighted tickets of slot sl. */
 static inline uint32_t cust_wt(const struct pp_windows *w, const struct customer *c, uint32_t sl)
 {
-    const char *r = c->blk + w->nwin * sizeof(struct wsum) + (size_t)w->width * (c->wide ? 4 : 2);
+    const char *r = c->blk + cust_sums_bytes(w) + (size_t)w->width * (c->wide ? 4 : 2);
     if (c->wide) {
         return ((const uint16_t *)(const void *)r)[sl];
     }
@@ -228,8 +245,8 @@ static inline uint32_t cust_wt(const struct pp_windows *w, const struct customer
 /* Dense support only: the 4 counters of slot sl. */
 static inline uint8_t *cust_cnt(const struct pp_windows *w, const struct customer *c, uint32_t sl)
 {
-    return (uint8_t *)c->blk + w->nwin * sizeof(struct wsum) +
-           (size_t)w->width * (c->wide ? 6 : 3) + (size_t)sl * 4;
+    return (uint8_t *)c->blk + cust_sums_bytes(w) + (size_t)w->width * (c->wide ? 6 : 3) +
+           (size_t)sl * 4;
 }
 
 /* The consumption ring (width floats, units per slot); only for a customer
@@ -238,6 +255,10 @@ static inline float *cust_cons(const struct pp_windows *w, const struct customer
 {
     return (float *)(void *)(c->cblk + w->nwin);
 }
+
+/* Recomputes the customer's cust_since sums from its rings (a restored
+ * record does not carry them). */
+void pp_cust_since_rebuild(const struct pp_cstage *s, struct customer *c);
 
 /* Moves the customer to wider cells and/or dense support rings (struct
  * customer; never back); values unchanged. */
@@ -250,7 +271,7 @@ static inline void cust_set_active(const struct pp_windows *w, struct customer *
     if (!c->wide && v != NO_ACTIVE && v >= UINT16_MAX) {
         pp_cust_relayout(w, c, true, c->dense_sup);
     }
-    char *r = c->blk + w->nwin * sizeof(struct wsum);
+    char *r = c->blk + cust_sums_bytes(w);
     if (c->wide) {
         ((uint32_t *)(void *)r)[sl] = v;
     }
@@ -267,7 +288,7 @@ static inline void cust_set_wt(const struct pp_windows *w, struct customer *c, u
     if (!c->wide && v > UINT8_MAX) {
         pp_cust_relayout(w, c, true, true);
     }
-    char *r = c->blk + w->nwin * sizeof(struct wsum) + (size_t)w->width * (c->wide ? 4 : 2);
+    char *r = c->blk + cust_sums_bytes(w) + (size_t)w->width * (c->wide ? 4 : 2);
     if (c->wide) {
         ((uint16_t *)(void *)r)[sl] = (uint16_t)v;
     }
