@@ -27,7 +27,8 @@
  * Median of --runs runs, with min..max, after one untimed run of the first
  * size (the process's cold start would otherwise land on it alone); a run at
  * a size under the largest replays its events largest/size times (at most
- * 10), so that every run times a comparable number of events. Then peak RSS, avro-c's raw
+ * 10), so that every run times a comparable number of events, and the
+ * sizes take turns run by run, so that the machine's drift weighs on all. Then peak RSS, avro-c's raw
  * decode speed over a sample of the same encoded events (bench/common, the yardstick bench_decode
  * uses) and the ratio to it, and a verdict for each of issue #7's processor-core goals.
  *
@@ -271,11 +272,22 @@ struct result {
     double look_min[LOOK_MAX], look_max[LOOK_MAX];
 };
 
-/* A run at `customers` replays the size's events `reps` times, a fresh
+/* The runs of one size, in the order they were made. */
+struct series {
+    uint32_t customers, reps;
+    int n;
+    double ns[16], tick[16], heap[16], look[LOOK_MAX][16];
+    uint64_t events;
+    struct pp_model_stats st;
+};
+
+/* One run at a size: it replays the size's events `reps` times, a fresh
  * model each time, and is timed over all of them (see main). */
-static void run_size(uint32_t customers, int days, int runs, int reps, int avro,
-                     struct pp_codec *codec, struct sample *sm, struct result *res)
+static void run_once(struct series *se, int days, int avro, struct pp_codec *codec,
+                     struct sample *sm)
 {
+    uint32_t customers = se->customers;
+    int reps = (int)se->reps;
     struct pp_scen_load load = {
         .partners = customers / 10 ? customers / 10 : 1,
         .customers = 10,
@@ -283,8 +295,9 @@ static void run_size(uint32_t customers, int days, int runs, int reps, int avro,
         .first_day = pp_day_from_civil(2025, 1, 1),
         .seed = 7,
     };
-    double ns[16], tick[16], heap[16], look[LOOK_MAX][16];
-    for (int i = 0; i < runs; i++) {
+    int i = se->n++;
+    double *ns = se->ns, *tick = se->tick, *heap = se->heap;
+    {
         struct pp_model_conf mc;
         pp_model_conf_defaults(&mc);
         mc.allowed_lateness_ms = 0;
@@ -317,12 +330,12 @@ static void run_size(uint32_t customers, int days, int runs, int reps, int avro,
         }
         ns[i] = r.apply_s * 1e9 / (double)r.events;
         for (int k = 0; k < look_n; k++) {
-            look[k][i] = r.look_s[k] * 1e9 / (double)(r.look_ev[k] ? r.look_ev[k] : 1);
+            se->look[k][i] = r.look_s[k] * 1e9 / (double)(r.look_ev[k] ? r.look_ev[k] : 1);
         }
         tick[i] = r.tick_s * 1e9 / ((double)r.ticks * (double)customers);
-        res->events = r.events / (uint64_t)reps;
-        res->st = *pp_model_stats(r.model);
-        heap[i] = ((double)heap_in_use() - (double)heap0) / (double)res->st.customers;
+        se->events = r.events / (uint64_t)reps;
+        se->st = *pp_model_stats(r.model);
+        heap[i] = ((double)heap_in_use() - (double)heap0) / (double)se->st.customers;
         if (r.rejected) {
             fprintf(stderr, "warning: %llu events rejected\n", (unsigned long long)r.rejected);
         }
@@ -332,20 +345,28 @@ static void run_size(uint32_t customers, int days, int runs, int reps, int avro,
         free(r.dec);
         free(r.res);
     }
+}
+
+/* The medians (min..max) of a size's runs. */
+static void summarize(struct series *se, struct result *res)
+{
+    int runs = se->n;
     double sorted[16];
-    memcpy(sorted, ns, sizeof(double) * (size_t)runs);
+    res->events = se->events;
+    res->st = se->st;
+    memcpy(sorted, se->ns, sizeof(double) * (size_t)runs);
     res->ns_per_event = median(sorted, runs);
     res->ns_min = sorted[0];
     res->ns_max = sorted[runs - 1];
-    memcpy(sorted, tick, sizeof(double) * (size_t)runs);
+    memcpy(sorted, se->tick, sizeof(double) * (size_t)runs);
     res->tick_ns_per_customer = median(sorted, runs);
     res->tick_min = sorted[0];
     res->tick_max = sorted[runs - 1];
-    res->heap_per_customer = median(heap, runs);
+    res->heap_per_customer = median(se->heap, runs);
     for (int k = 0; k < look_n; k++) {
-        res->look_ns[k] = median(look[k], runs); /* sorts look[k] */
-        res->look_min[k] = look[k][0];
-        res->look_max[k] = look[k][runs - 1];
+        res->look_ns[k] = median(se->look[k], runs); /* sorts look[k] */
+        res->look_min[k] = se->look[k][0];
+        res->look_max[k] = se->look[k][runs - 1];
     }
 }
 
@@ -470,19 +491,35 @@ int main(int argc, char **argv)
      * the 1M/10k ratio look smaller than it is. */
     uint32_t first = (uint32_t)strtoul(sizes, NULL, 10);
     if (first >= 10) {
-        struct result warm = {0};
-        run_size(first, (int)days, 1, 1, avro, codec, NULL, &warm);
+        struct series warm = {.customers = first, .reps = 1};
+        run_once(&warm, (int)days, avro, codec, NULL);
     }
+    /* The sizes take turns, run by run (10k, 100k, 1M, 10k, ...): the VM's
+     * speed drifts by tens of % over minutes, and sizes measured one after
+     * the other saw different machines (the 1M/10k ratio of two invocations
+     * minutes apart: 1.78x and 1.28x). */
+    static struct series ser[16];
+    int n_ser = 0;
     char *save = NULL;
-    for (char *tok = strtok_r(sizes, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    for (char *tok = strtok_r(sizes, ",", &save); tok && n_ser < 16;
+         tok = strtok_r(NULL, ",", &save)) {
         uint32_t n = (uint32_t)strtoul(tok, NULL, 10);
         if (n < 10) {
             continue;
         }
-        struct result res = {0};
         uint32_t reps = top / n;
-        reps = reps < 1 ? 1 : (reps > REPS_MAX ? REPS_MAX : reps);
-        run_size(n, (int)days, (int)runs, (int)reps, avro, codec, &sm, &res);
+        ser[n_ser].customers = n;
+        ser[n_ser++].reps = reps < 1 ? 1 : (reps > REPS_MAX ? REPS_MAX : reps);
+    }
+    for (long i = 0; i < runs; i++) {
+        for (int k = 0; k < n_ser; k++) {
+            run_once(&ser[k], (int)days, avro, codec, i == 0 ? &sm : NULL);
+        }
+    }
+    for (int k = 0; k < n_ser; k++) {
+        uint32_t n = ser[k].customers;
+        struct result res = {0};
+        summarize(&ser[k], &res);
         double per_cust =
             (double)res.st.bytes_state / (double)(res.st.customers ? res.st.customers : 1);
         printf("%10u %10llu %12.0f %10.1f %8.1f..%-8.1f %10.1f %7.0f..%-7.0f %8.0f %8.0f %8zu "
@@ -490,16 +527,16 @@ int main(int argc, char **argv)
                n, (unsigned long long)res.events, 1e9 / res.ns_per_event, res.ns_per_event,
                res.ns_min, res.ns_max, res.tick_ns_per_customer, res.tick_min, res.tick_max,
                per_cust, res.heap_per_customer, res.st.bytes_per_partner, res.st.bytes_per_link);
-        for (int k = 0; k < look_n; k++) {
+        for (int d = 0; d < look_n; d++) {
             char name[32];
-            if (look_d[k] == LOOK_SINGLE) {
+            if (look_d[d] == LOOK_SINGLE) {
                 snprintf(name, sizeof(name), "%s", "single");
             }
             else {
-                snprintf(name, sizeof(name), "d=%d", look_d[k]);
+                snprintf(name, sizeof(name), "d=%d", look_d[d]);
             }
             printf("%10s look-ahead %-7s %8.1f ns/event (%.1f..%.1f), chunks taken in turn\n", "",
-                   name, res.look_ns[k], res.look_min[k], res.look_max[k]);
+                   name, res.look_ns[d], res.look_min[d], res.look_max[d]);
         }
         fflush(stdout);
         if (first_ns == 0) {
