@@ -28,9 +28,10 @@
  * size (the process's cold start would otherwise land on it alone); a run at
  * a size under the largest replays its events largest/size times (at most
  * 10), so that every run times a comparable number of events, and the
- * sizes take turns run by run, so that the machine's drift weighs on all. Then peak RSS, avro-c's raw
- * decode speed over a sample of the same encoded events (bench/common, the yardstick bench_decode
- * uses) and the ratio to it, and a verdict for each of issue #7's processor-core goals.
+ * sizes take turns run by run, so that the machine's drift weighs on all. Then peak RSS, avro-c's
+ * raw decode speed over a sample of the same encoded events (bench/common, the yardstick
+ * bench_decode uses) and the ratio to it, and a verdict for each of issue #7's processor-core
+ * goals.
  *
  *   bench_processor [--sizes 10000,100000,1000000] [--days N] [--runs N] [--no-avro]
  *                   [--apply batch|single] [--chunk N] [--look-d D,D,...]
