@@ -27,6 +27,7 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include "consumer.h"
+#include "mock_kafka.h"
 
 #define LOW_N  20000
 #define HIGH_N 10
@@ -47,12 +48,7 @@ static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     char err[512];
-    rd_kafka_conf_t *oc = rd_kafka_conf_new();
-    rd_kafka_conf_set(oc, "log_level", "3", NULL, 0);
-    f->owner = rd_kafka_new(RD_KAFKA_PRODUCER, oc, err, sizeof(err));
-    assert_non_null(f->owner);
-    f->mc = rd_kafka_mock_cluster_new(f->owner, 1);
-    assert_non_null(f->mc);
+    f->mc = mock_cluster_new(&f->owner);
     rd_kafka_mock_topic_create(f->mc, "low", 1, 1);
     rd_kafka_mock_topic_create(f->mc, "high", 1, 1);
     rd_kafka_conf_t *pc = rd_kafka_conf_new();

@@ -29,6 +29,7 @@
 #include "pipeline.h"
 #include "ptime.h"
 #include "scenario.h"
+#include "mock_kafka.h"
 
 struct fixture {
     rd_kafka_t *owner;
@@ -45,12 +46,7 @@ static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     char err[512];
-    rd_kafka_conf_t *oc = rd_kafka_conf_new();
-    rd_kafka_conf_set(oc, "log_level", "3", NULL, 0);
-    f->owner = rd_kafka_new(RD_KAFKA_PRODUCER, oc, err, sizeof(err));
-    assert_non_null(f->owner);
-    f->mc = rd_kafka_mock_cluster_new(f->owner, 1);
-    assert_non_null(f->mc);
+    f->mc = mock_cluster_new(&f->owner);
     pp_app_conf_defaults(&f->conf);
     f->conf.engine = PP_ENGINE_TICKET_SURGE; /* the skeleton story's rule */
     f->conf.proc.allowed_lateness_ms = 0;
@@ -165,47 +161,26 @@ static void run_pipeline(struct fixture *f, int want_alerts, uint64_t want_dead,
     event_base_free(base);
 }
 
-/* Reads every record of `topic` (all partitions, from the start), calling
- * visit for each; messages must not outlive the consumer that read them. */
+/* Reads every record of `topic` (its 3 partitions, from the start), calling
+ * visit for each of the first max (mock_read_topic). */
 typedef void(visit_fn)(struct fixture *f, const rd_kafka_message_t *m, int i, void *arg);
+
+struct visit_ctx {
+    struct fixture *f;
+    visit_fn *visit;
+    void *arg;
+};
+
+static void visit_with_fixture(const rd_kafka_message_t *m, int i, void *arg)
+{
+    struct visit_ctx *v = arg;
+    v->visit(v->f, m, i, v->arg);
+}
 
 static int read_topic(struct fixture *f, const char *topic, visit_fn *visit, void *arg, int max)
 {
-    char err[512];
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    rd_kafka_conf_set(c, "bootstrap.servers", rd_kafka_mock_cluster_bootstraps(f->mc), NULL, 0);
-    rd_kafka_conf_set(c, "group.id", "component-reader", NULL, 0);
-    rd_kafka_conf_set(c, "enable.partition.eof", "true", NULL, 0);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof(err));
-    assert_non_null(rk);
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(3);
-    for (int p = 0; p < 3; p++) {
-        rd_kafka_topic_partition_list_add(parts, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
-    }
-    assert_int_equal(rd_kafka_assign(rk, parts), 0);
-    rd_kafka_topic_partition_list_destroy(parts);
-    int n = 0, eofs = 0;
-    time_t deadline = time(NULL) + 20;
-    while (eofs < 3 && time(NULL) < deadline) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
-        if (m == NULL) {
-            continue;
-        }
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            eofs++;
-            rd_kafka_message_destroy(m);
-        }
-        else {
-            if (!m->err && n < max) {
-                visit(f, m, n++, arg);
-            }
-            rd_kafka_message_destroy(m);
-        }
-    }
-    assert_int_equal(eofs, 3);
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
-    return n;
+    struct visit_ctx v = {f, visit, arg};
+    return mock_read_topic(f->mc, topic, 3, visit_with_fixture, &v, max);
 }
 
 struct decoded_alert {

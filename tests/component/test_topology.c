@@ -37,6 +37,7 @@
 #include "model.h"
 #include "pipeline.h"
 #include "scenarios.h"
+#include "mock_kafka.h"
 
 struct list {
     char **items;
@@ -117,12 +118,7 @@ static struct fixture *fixture_new(const char *guarantee)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     char err[512];
-    rd_kafka_conf_t *oc = rd_kafka_conf_new();
-    rd_kafka_conf_set(oc, "log_level", "3", NULL, 0);
-    f->owner = rd_kafka_new(RD_KAFKA_PRODUCER, oc, err, sizeof(err));
-    assert_non_null(f->owner);
-    f->mc = rd_kafka_mock_cluster_new(f->owner, 1);
-    assert_non_null(f->mc);
+    f->mc = mock_cluster_new(&f->owner);
     pp_app_conf_defaults(&f->conf);
     f->conf.engine = PP_ENGINE_MODEL;
     f->conf.mock_cluster = true;
@@ -274,50 +270,30 @@ static void produce_late(struct fixture *f, const char *id, const void **val, si
 
 /* The dead-letter topic holds exactly one record, the late event's bytes,
  * reason too_late, from the repartition topic. */
+struct bytes {
+    const void *p;
+    size_t n;
+};
+
+static void visit_dead_letter(const rd_kafka_message_t *m, int i, void *arg)
+{
+    const struct bytes *want = arg;
+    rd_kafka_headers_t *h = NULL;
+    const void *v;
+    size_t vs;
+    (void)i;
+    assert_int_equal(rd_kafka_message_headers(m, &h), 0);
+    assert_int_equal(rd_kafka_header_get_last(h, "pp.reason", &v, &vs), 0);
+    assert_int_equal(vs, strlen("too_late"));
+    assert_memory_equal(v, "too_late", vs);
+    assert_int_equal(m->len, want->n);
+    assert_memory_equal(m->payload, want->p, want->n);
+}
+
 static void check_dead_letter(struct fixture *f, const void *val, size_t len)
 {
-    char err[512];
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    rd_kafka_conf_set(c, "bootstrap.servers", rd_kafka_mock_cluster_bootstraps(f->mc), NULL, 0);
-    rd_kafka_conf_set(c, "group.id", "dlq-reader", NULL, 0);
-    rd_kafka_conf_set(c, "auto.offset.reset", "earliest", NULL, 0);
-    rd_kafka_conf_set(c, "enable.partition.eof", "true", NULL, 0);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof(err));
-    assert_non_null(rk);
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(3);
-    for (int p = 0; p < 3; p++) {
-        rd_kafka_topic_partition_list_add(parts, f->conf.topic_dlq, p)->offset =
-            RD_KAFKA_OFFSET_BEGINNING;
-    }
-    assert_int_equal(rd_kafka_assign(rk, parts), 0);
-    rd_kafka_topic_partition_list_destroy(parts);
-    int found = 0, eofs = 0;
-    time_t deadline = time(NULL) + 20;
-    while (eofs < 3 && time(NULL) < deadline) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
-        if (m == NULL) {
-            continue;
-        }
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            eofs++;
-        }
-        else if (!m->err) {
-            rd_kafka_headers_t *h = NULL;
-            const void *v;
-            size_t vs;
-            assert_int_equal(rd_kafka_message_headers(m, &h), 0);
-            assert_int_equal(rd_kafka_header_get_last(h, "pp.reason", &v, &vs), 0);
-            assert_int_equal(vs, strlen("too_late"));
-            assert_memory_equal(v, "too_late", vs);
-            assert_int_equal(m->len, len);
-            assert_memory_equal(m->payload, val, len);
-            found++;
-        }
-        rd_kafka_message_destroy(m);
-    }
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
-    assert_int_equal(found, 1);
+    struct bytes want = {val, len};
+    assert_int_equal(mock_read_topic(f->mc, f->conf.topic_dlq, 3, visit_dead_letter, &want, 8), 1);
 }
 
 static void run_story_ex2(const char *guarantee, bool faults, bool late);
