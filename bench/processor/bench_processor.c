@@ -297,55 +297,52 @@ static void run_once(struct series *se, int days, int avro, struct pp_codec *cod
         .seed = 7,
     };
     int i = se->n++;
-    double *ns = se->ns, *tick = se->tick, *heap = se->heap;
-    {
-        struct pp_model_conf mc;
-        pp_model_conf_defaults(&mc);
-        mc.allowed_lateness_ms = 0;
-        struct run r;
-        memset(&r, 0, sizeof(r));
-        r.codec = codec;
-        r.avro = avro;
-        r.day = INT32_MIN;
-        r.sample = i == 0 ? sm : NULL;
-        /* The batch buffers before the baseline: not the model's bytes. */
-        r.bytes = avro ? malloc(BATCH_BYTES) : NULL;
-        r.evs = avro ? NULL : malloc(BATCH * sizeof(struct pp_event));
-        r.dec = avro ? malloc(chunk * sizeof(struct pp_event)) : NULL;
-        r.res = malloc(chunk * sizeof(*r.res));
-        if ((r.bytes == NULL && r.evs == NULL) || (avro && r.dec == NULL) || r.res == NULL) {
-            fprintf(stderr, "bench_processor: out of memory\n");
-            exit(1);
-        }
-        size_t heap0 = 0;
-        for (int k = 0; k < reps; k++) {
-            if (k > 0) {
-                pp_model_destroy(r.model);
-                r.sample = NULL;
-                r.day = INT32_MIN;
-            }
-            heap0 = heap_in_use();
-            r.model = pp_model_new(&mc);
-            pp_scen_generate_load(&load, sink, &r);
-            flush(&r);
-        }
-        ns[i] = r.apply_s * 1e9 / (double)r.events;
-        for (int k = 0; k < look_n; k++) {
-            se->look[k][i] = r.look_s[k] * 1e9 / (double)(r.look_ev[k] ? r.look_ev[k] : 1);
-        }
-        tick[i] = r.tick_s * 1e9 / ((double)r.ticks * (double)customers);
-        se->events = r.events / (uint64_t)reps;
-        se->st = *pp_model_stats(r.model);
-        heap[i] = ((double)heap_in_use() - (double)heap0) / (double)se->st.customers;
-        if (r.rejected) {
-            fprintf(stderr, "warning: %llu events rejected\n", (unsigned long long)r.rejected);
-        }
-        pp_model_destroy(r.model);
-        free(r.bytes);
-        free(r.evs);
-        free(r.dec);
-        free(r.res);
+    struct pp_model_conf mc;
+    pp_model_conf_defaults(&mc);
+    mc.allowed_lateness_ms = 0;
+    struct run r;
+    memset(&r, 0, sizeof(r));
+    r.codec = codec;
+    r.avro = avro;
+    r.day = INT32_MIN;
+    r.sample = sm; /* main passes it on the first run only */
+    /* The batch buffers before the baseline: not the model's bytes. */
+    r.bytes = avro ? malloc(BATCH_BYTES) : NULL;
+    r.evs = avro ? NULL : malloc(BATCH * sizeof(struct pp_event));
+    r.dec = avro ? malloc(chunk * sizeof(struct pp_event)) : NULL;
+    r.res = malloc(chunk * sizeof(*r.res));
+    if ((r.bytes == NULL && r.evs == NULL) || (avro && r.dec == NULL) || r.res == NULL) {
+        fprintf(stderr, "bench_processor: out of memory\n");
+        exit(1);
     }
+    size_t heap0 = 0;
+    for (int k = 0; k < reps; k++) {
+        if (k > 0) {
+            pp_model_destroy(r.model);
+            r.sample = NULL;
+            r.day = INT32_MIN;
+        }
+        heap0 = heap_in_use();
+        r.model = pp_model_new(&mc);
+        pp_scen_generate_load(&load, sink, &r);
+        flush(&r);
+    }
+    se->ns[i] = r.apply_s * 1e9 / (double)r.events;
+    for (int k = 0; k < look_n; k++) {
+        se->look[k][i] = r.look_s[k] * 1e9 / (double)(r.look_ev[k] ? r.look_ev[k] : 1);
+    }
+    se->tick[i] = r.tick_s * 1e9 / ((double)r.ticks * (double)customers);
+    se->events = r.events / (uint64_t)reps;
+    se->st = *pp_model_stats(r.model);
+    se->heap[i] = ((double)heap_in_use() - (double)heap0) / (double)se->st.customers;
+    if (r.rejected) {
+        fprintf(stderr, "warning: %llu events rejected\n", (unsigned long long)r.rejected);
+    }
+    pp_model_destroy(r.model);
+    free(r.bytes);
+    free(r.evs);
+    free(r.dec);
+    free(r.res);
 }
 
 /* The medians (min..max) of a size's runs. */
@@ -464,18 +461,6 @@ int main(int argc, char **argv)
                             : "pp_model_apply_batch (lookahead)",
                apply_single ? 1u : chunk);
     }
-    /* A small size's run is short (10k customers: ~40 ms of CPU), so one
-     * moment of the shared machine's load moved its figure by 20-40 %, and
-     * the 1M/10k verdict with it: a run at a size under the largest replays
-     * its events largest/size times (at most REPS_MAX), a fresh model each
-     * time, so every run times a comparable number of events. */
-    uint32_t top = 0;
-    for (const char *p = sizes; *p;) {
-        char *end;
-        unsigned long v = strtoul(p, &end, 10);
-        top = v > top ? (uint32_t)v : top;
-        p = *end ? end + 1 : end;
-    }
     printf("a run replays the events of a smaller size largest/size times (at most %d), a fresh "
            "model each time\n",
            REPS_MAX);
@@ -501,6 +486,7 @@ int main(int argc, char **argv)
      * minutes apart: 1.78x and 1.28x). */
     static struct series ser[16];
     int n_ser = 0;
+    uint32_t top = 0;
     char *save = NULL;
     for (char *tok = strtok_r(sizes, ",", &save); tok && n_ser < 16;
          tok = strtok_r(NULL, ",", &save)) {
@@ -508,9 +494,17 @@ int main(int argc, char **argv)
         if (n < 10) {
             continue;
         }
-        uint32_t reps = top / n;
-        ser[n_ser].customers = n;
-        ser[n_ser++].reps = reps < 1 ? 1 : (reps > REPS_MAX ? REPS_MAX : reps);
+        ser[n_ser++].customers = n;
+        top = n > top ? n : top;
+    }
+    /* A small size's run is short (10k customers: ~40 ms of CPU), so one
+     * moment of the shared machine's load moved its figure by 20-40 %, and
+     * the 1M/10k verdict with it: a run at a size under the largest replays
+     * its events largest/size times (at most REPS_MAX), a fresh model each
+     * time, so every run times a comparable number of events. */
+    for (int k = 0; k < n_ser; k++) {
+        uint32_t reps = top / ser[k].customers;
+        ser[k].reps = reps > REPS_MAX ? REPS_MAX : reps;
     }
     for (long i = 0; i < runs; i++) {
         for (int k = 0; k < n_ser; k++) {
